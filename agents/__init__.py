@@ -1,0 +1,1 @@
+"""Agents: correlation, diagnosis, the policy gate and the LangGraph incident loop."""

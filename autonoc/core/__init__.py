@@ -1,0 +1,1 @@
+"""Core: domain types, settings, errors, logging, database and Redis helpers."""

@@ -1,0 +1,109 @@
+"""One settings object, built once at a composition root and passed down.
+
+Environment variables use the prefix ``AUTONOC_`` and ``__`` for nesting:
+``AUTONOC_REDIS_URL``, ``AUTONOC_DATABASE_URL``, ``AUTONOC_HOME``,
+``AUTONOC_SNMP__TIMEOUT``, ``AUTONOC_POLICY__AUTONOMY='{"interface-enable": "auto"}'``.
+Nothing reads the environment at import time: call :meth:`Settings.load`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "Autonomy",
+    "DemoSettings",
+    "LabSettings",
+    "LogSettings",
+    "PolicySettings",
+    "Settings",
+    "SnmpSettings",
+]
+
+
+class Autonomy(StrEnum):
+    """How far a playbook may go without a person."""
+
+    SUGGEST = "suggest"  # propose only; a person runs it
+    APPROVE = "approve"  # run after an approval that carries the plan's hash
+    AUTO = "auto"  # run, then verify; people read the audit log
+
+
+class SnmpSettings(BaseModel):
+    """SNMP client behaviour shared by pollers and playbooks."""
+
+    timeout: float = Field(1.0, gt=0, description="seconds per attempt")
+    retries: int = Field(1, ge=0, description="attempts after the first")
+    concurrency: int = Field(64, ge=1, description="devices polled at once")
+    max_repetitions: int = Field(25, ge=1, le=200, description="GETBULK max-repetitions")
+
+
+class LogSettings(BaseModel):
+    level: str = "INFO"
+    json_output: bool = Field(False, description="one JSON object per line instead of text")
+
+
+class PolicySettings(BaseModel):
+    """Overrides of the catalog's default autonomy, per playbook name."""
+
+    autonomy: dict[str, Autonomy] = Field(default_factory=dict)
+    max_actions_per_device_per_hour: int = Field(3, ge=0)
+
+
+class LabSettings(BaseModel):
+    host: str = "127.0.0.1"
+    base_port: int = Field(16100, ge=1024, le=65000, description="first simulated SNMP port")
+
+
+class DemoSettings(BaseModel):
+    poll_interval: float = Field(2.0, gt=0, description="seconds between polls")
+    warmup_polls: int = Field(8, ge=4, description="polls that train the detector")
+    deadline: float = Field(150.0, gt=0, description="seconds before the demo gives up")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one autonoc installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTONOC_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".autonoc",
+        description="state directory: embedded Redis socket, SQLite file, lab files",
+    )
+    redis_url: str | None = Field(
+        None, description="external Redis; unset starts an embedded one under home"
+    )
+    redis_connect_timeout: float = Field(5.0, gt=0)
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset uses SQLite under home"
+    )
+    inventory: Path | None = Field(None, description="inventory.yaml the platform works on")
+    snmp: SnmpSettings = Field(default_factory=SnmpSettings)  # type: ignore[arg-type]
+    log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    lab: LabSettings = Field(default_factory=LabSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Read the environment (and ``overrides``) into a Settings object."""
+        return cls(**overrides)  # type: ignore[arg-type]
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "autonoc.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file's."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.sqlite_path}"

@@ -1,0 +1,1 @@
+"""Collectors: inventory loading, SNMP/NETCONF pollers, counters to rates, telemetry storage."""

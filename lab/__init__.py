@@ -1,0 +1,1 @@
+"""Lab: a simulated network speaking real SNMP on loopback, with injectable faults."""

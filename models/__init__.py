@@ -1,0 +1,1 @@
+"""Models: detectors (statistical, scikit-learn, PyTorch) over canonical telemetry."""

@@ -1,0 +1,1 @@
+"""Playbooks: the catalog and the engine that plans, applies, verifies and rolls back."""

@@ -1,0 +1,1 @@
+"""Worker: the Celery app and tasks that execute remediation playbooks."""
