@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,16 +87,16 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; unset uses SQLite under home"
     )
     inventory: Path | None = Field(None, description="inventory.yaml the platform works on")
-    snmp: SnmpSettings = Field(default_factory=SnmpSettings)  # type: ignore[arg-type]
-    log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+    snmp: SnmpSettings = Field(default_factory=SnmpSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     lab: LabSettings = Field(default_factory=LabSettings)
-    demo: DemoSettings = Field(default_factory=DemoSettings)  # type: ignore[arg-type]
+    demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @classmethod
-    def load(cls, **overrides: object) -> Settings:
+    def load(cls, **overrides: Any) -> Settings:
         """Read the environment (and ``overrides``) into a Settings object."""
-        return cls(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)
 
     @property
     def sqlite_path(self) -> Path:
