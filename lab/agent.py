@@ -44,6 +44,7 @@ IF_ADMIN_STATUS = (*IF_ENTRY, 7)
 
 _UP, _DOWN = 1, 2
 _GAUGE32_MAX = 2**32 - 1
+# TimeTicks wrap at 2**32 like Counter32 (after 497 days): counter32() serves both.
 
 _RO_NAME = "lab-ro"
 _RW_NAME = "lab-rw"
@@ -87,7 +88,7 @@ def _column_getters() -> dict[Oid, Callable[[str], Getter]]:
         (*IF_ENTRY, 6): col(lambda s: rfc1902.OctetString(s.mac)),
         (*IF_ENTRY, 7): col(lambda s: rfc1902.Integer32(_UP if s.admin_up else _DOWN)),
         (*IF_ENTRY, 8): col(lambda s: rfc1902.Integer32(_UP if s.oper_up else _DOWN)),
-        (*IF_ENTRY, 9): col(lambda s: rfc1902.TimeTicks(s.last_change)),
+        (*IF_ENTRY, 9): col(lambda s: rfc1902.TimeTicks(counter32(s.last_change))),
         (*IF_ENTRY, 10): col(lambda s: c32(counter32(s.in_octets))),
         (*IF_ENTRY, 11): col(lambda s: c32(counter32(s.in_ucast_pkts))),
         (*IF_ENTRY, 13): col(lambda s: c32(counter32(s.in_discards))),
@@ -126,7 +127,7 @@ class LabMibController(AbstractMibInstrumController):  # type: ignore[misc]
             (*SYSTEM, 1, 0): lambda r: rfc1902.OctetString(info.sys_descr),
             (*SYSTEM, 2, 0): lambda r: rfc1902.ObjectIdentifier(info.sys_object_id),
             (*SYSTEM, 3, 0): lambda r: rfc1902.TimeTicks(
-                r.network.sys_uptime(r.device, at=r.at)
+                counter32(r.network.sys_uptime(r.device, at=r.at))
             ),
             (*SYSTEM, 5, 0): lambda r: rfc1902.OctetString(info.name),
             IF_NUMBER: lambda r: rfc1902.Integer32(len(states)),
@@ -211,7 +212,7 @@ class LabMibController(AbstractMibInstrumController):  # type: ignore[misc]
         return self.read_variables(*varBinds, **context)
 
     def _missing(self, oid: Oid) -> Any:
-        for n in range(len(oid) - 1, 0, -1):
+        for n in range(len(oid), 0, -1):
             if oid[:n] in self._objects:
                 return rfc1905.noSuchInstance
         return rfc1905.noSuchObject
@@ -250,18 +251,25 @@ class LabAgent:
         loop = asyncio.get_running_loop()
         engine = SnmpEngine()
         engine.register_transport_dispatcher(AsyncioDispatcher(loop=loop))
+        # Views spelled out: pysnmp lets any write through for a view with no entries.
+        config.add_context(engine, "")
+        config.add_vacm_view(engine, "lab-all", "included", (1, 3, 6), "")
+        config.add_vacm_view(engine, "lab-none", "excluded", (1, 3, 6), "")
         for security_model in (1, 2):  # SNMPv1 and v2c
-            config.add_vacm_user(
-                engine, security_model, _RO_NAME, "noAuthNoPriv", readSubTree=(1, 3, 6)
-            )
-            config.add_vacm_user(
-                engine,
-                security_model,
-                _RW_NAME,
-                "noAuthNoPriv",
-                readSubTree=(1, 3, 6),
-                writeSubTree=(1, 3, 6),
-            )
+            for name, write_view in ((_RO_NAME, "lab-none"), (_RW_NAME, "lab-all")):
+                group = f"{name}-group"
+                config.add_vacm_group(engine, group, security_model, name)
+                config.add_vacm_access(
+                    engine,
+                    group,
+                    "",
+                    security_model,
+                    "noAuthNoPriv",
+                    "exact",
+                    "lab-all",
+                    write_view,
+                    "lab-none",
+                )
         config.add_v1_system(engine, _RO_NAME, self._community)
         config.add_v1_system(engine, _RW_NAME, self._write_community)
 

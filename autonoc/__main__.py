@@ -1,0 +1,3 @@
+from autonoc.cli import main
+
+main()

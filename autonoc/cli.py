@@ -1,0 +1,370 @@
+"""The ``autonoc`` command: each subcommand parses, builds settings, sets up
+logging and calls one function.
+
+Exit codes: 0 success; 1 the job ran and failed (e.g. an incident not
+resolved, a doctor check failed); 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from autonoc import __version__
+from autonoc.core.errors import AutonocError, ConfigError
+from autonoc.core.logging import configure_logging
+from autonoc.core.settings import Settings
+
+app = typer.Typer(
+    help="autonoc: detect, diagnose and fix network faults through safe, verified, "
+    "audited playbooks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+inventory_app = typer.Typer(help="Validate and import device inventories.", no_args_is_help=True)
+incidents_app = typer.Typer(help="Incidents and their timelines.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings.load()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "AUTONOC_" + "__".join(str(p) for p in first["loc"]).upper()
+        raise ConfigError(f"{field}: {first['msg']}") from exc
+    configure_logging(settings.log.level, json_output=settings.log.json_output)
+    return settings
+
+
+def _fail(exc: AutonocError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+def _emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+) -> None:
+    if version:
+        console.print(f"autonoc {__version__}")
+        raise typer.Exit(0)
+
+
+# ---- demo ---------------------------------------------------------------------
+
+
+@app.command()
+def demo(as_json: JsonOpt = False) -> None:
+    """Run the closed loop once on the embedded simulated network.
+
+    Starts Redis (embedded unless AUTONOC_REDIS_URL is set), the database
+    (SQLite under AUTONOC_HOME unless AUTONOC_DATABASE_URL is set), a lab of
+    four routers speaking SNMP on loopback and a Celery worker; learns normal
+    traffic, shuts an interface, and lets autonoc detect, diagnose, fix and
+    verify. Ends within about two minutes and leaves no process behind.
+    """
+    from autonoc.demo import run_demo
+
+    try:
+        settings = _settings()
+        t0 = time.monotonic()
+
+        def narrate(kind: str, message: str) -> None:
+            if not as_json:
+                console.print(
+                    f"[dim]{time.monotonic() - t0:6.1f}s[/] [bold]{kind:>10}[/] {message}",
+                    highlight=False,
+                )
+
+        outcome = run_demo(settings, narrate)
+    except AutonocError as exc:
+        raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        err.print("interrupted: everything the demo started has been stopped")
+        raise typer.Exit(130) from None
+    incident = outcome.incident
+    if as_json:
+        _emit(
+            {
+                "resolved": outcome.resolved,
+                "polls": outcome.polls,
+                "raw_anomalies": outcome.raw_anomalies,
+                "seconds": round(outcome.seconds, 1),
+                "incident": incident.model_dump(mode="json") if incident else None,
+                "notes": outcome.notes,
+            }
+        )
+    else:
+        console.print()
+        if incident is not None:
+            _print_incident(incident)
+        for note in outcome.notes:
+            console.print(f"note: {note}")
+        verdict = (
+            "[bold green]RESOLVED and verified[/]"
+            if outcome.resolved
+            else ("[bold red]NOT resolved[/]")
+        )
+        console.print(
+            f"\n{verdict} in {outcome.seconds:.0f} s, {outcome.polls} polls. "
+            f"`autonoc incidents list` shows it; worker log: {outcome.worker_log}"
+        )
+    raise typer.Exit(0 if outcome.resolved else 1)
+
+
+# ---- worker -------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="playbooks run at once")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+) -> None:
+    """Run a Celery worker that executes remediation playbooks.
+
+    Needs AUTONOC_REDIS_URL (the broker the platform uses) and
+    AUTONOC_INVENTORY.
+    """
+    from worker.app import PLAYBOOK_QUEUE, make_celery
+
+    try:
+        settings = _settings()
+        if not settings.redis_url:
+            raise ConfigError("AUTONOC_REDIS_URL: the worker needs the platform's Redis URL")
+        celery = make_celery(settings, settings.redis_url)
+    except AutonocError as exc:
+        raise _fail(exc) from exc
+    pool = "solo" if concurrency == 1 else "threads"
+    celery.worker_main(
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "-Q",
+            PLAYBOOK_QUEUE,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            "autonoc-worker@%h",
+        ]
+    )
+
+
+# ---- doctor -------------------------------------------------------------------
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check this machine: Python, torch, Redis, the database, free simulator ports."""
+    from autonoc.doctor import run_checks
+
+    try:
+        settings = _settings()
+    except AutonocError as exc:
+        raise _fail(exc) from exc
+    checks = run_checks(settings)
+    if as_json:
+        _emit([c.__dict__ for c in checks])
+    else:
+        table = Table(title="autonoc doctor")
+        for column in ("check", "status", "detail"):
+            table.add_column(column)
+        for c in checks:
+            table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail)
+        console.print(table)
+    raise typer.Exit(0 if all(c.ok for c in checks) else 1)
+
+
+# ---- inventory ----------------------------------------------------------------
+
+
+@inventory_app.command("validate")
+def inventory_validate(
+    path: Annotated[Path, typer.Argument(help="inventory.yaml to check")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate an inventory file; errors name the file, line and field (exit 2)."""
+    from collectors.inventory import load_inventory
+
+    try:
+        inventory = load_inventory(path)
+    except AutonocError as exc:
+        if as_json:
+            problems = getattr(exc, "problems", [])
+            _emit(
+                {
+                    "valid": False,
+                    "path": str(path),
+                    "problems": [
+                        {"line": line, "field": field, "message": message}
+                        for line, field, message in problems
+                    ]
+                    or [{"line": None, "field": "", "message": str(exc)}],
+                }
+            )
+            raise typer.Exit(2) from exc
+        raise _fail(exc) from exc
+    summary = {
+        "valid": True,
+        "path": str(path),
+        "devices": len(inventory.devices),
+        "links": len(inventory.links),
+        "roles": sorted({d.role.value for d in inventory.devices}),
+    }
+    if as_json:
+        _emit(summary)
+    else:
+        console.print(
+            f"{path}: valid: {summary['devices']} devices, {summary['links']} links "
+            f"({', '.join(summary['roles']) or 'no roles'})"
+        )
+
+
+@inventory_app.command("import-clab")
+def inventory_import_clab(
+    topology_data: Annotated[Path, typer.Argument(help="containerlab's topology-data.json")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="inventory.yaml to write")],
+    community: Annotated[
+        str | None,
+        typer.Option(
+            help="SNMP v2c community to set on every node", envvar="AUTONOC_CLAB_COMMUNITY"
+        ),
+    ] = None,
+) -> None:
+    """Write an inventory from a containerlab deployment's topology-data.json."""
+    from collectors.inventory import dump_inventory, import_containerlab
+
+    try:
+        inventory = import_containerlab(topology_data, snmp_community=community)
+        dump_inventory(inventory, output, reveal_secrets=True)
+    except AutonocError as exc:
+        raise _fail(exc) from exc
+    console.print(f"wrote {output}: {len(inventory.devices)} devices, {len(inventory.links)} links")
+
+
+# ---- incidents ----------------------------------------------------------------
+
+
+def _repo() -> Any:
+    from agents.incidents import IncidentRepo
+    from autonoc.core.db import check_database, make_engine, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings)
+    check_database(engine)
+    upgrade(engine)
+    return IncidentRepo(engine)
+
+
+@incidents_app.command("list")
+def incidents_list(
+    limit: Annotated[int, typer.Option(min=1, help="newest N incidents")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List incidents, newest first."""
+    try:
+        incidents = _repo().list(limit=limit)
+    except AutonocError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _emit([i.model_dump(mode="json") for i in incidents])
+        return
+    if not incidents:
+        console.print("no incidents yet: `make demo` creates one")
+        return
+    table = Table(title="incidents")
+    for column in ("id", "status", "fault", "device", "opened", "closed", "title"):
+        table.add_column(column)
+    for i in incidents:
+        table.add_row(
+            str(i.id),
+            i.status.value,
+            i.fault_kind,
+            f"{i.device}:{i.instance}",
+            f"{i.opened_at:%Y-%m-%d %H:%M:%S}",
+            f"{i.closed_at:%H:%M:%S}" if i.closed_at else "",
+            i.title,
+        )
+    console.print(table)
+
+
+@incidents_app.command("show")
+def incidents_show(
+    incident_id: Annotated[int, typer.Argument(help="incident id")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one incident with its timeline."""
+    try:
+        incident = _repo().get(incident_id)
+    except KeyError:
+        err.print(f"error: no incident {incident_id}; `autonoc incidents list` shows them")
+        raise typer.Exit(2) from None
+    except AutonocError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _emit(incident.model_dump(mode="json"))
+    else:
+        _print_incident(incident)
+
+
+def _print_incident(incident: Any) -> None:
+    table = Table(title=f"incident {incident.id}: {incident.status.value} · {incident.title}")
+    table.add_column("at (UTC)")
+    table.add_column("+s", justify="right")
+    table.add_column("step")
+    table.add_column("what happened")
+    t0 = incident.timeline[0].ts if incident.timeline else incident.opened_at
+    for event in incident.timeline:
+        table.add_row(
+            f"{event.ts:%H:%M:%S}",
+            f"{(event.ts - t0).total_seconds():.1f}",
+            event.kind,
+            event.message,
+        )
+    console.print(table)
+
+
+# ---- db -----------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database schema to the latest revision."""
+    from autonoc.core.db import check_database, current_revision, make_engine, upgrade
+
+    try:
+        settings = _settings()
+        engine = make_engine(settings)
+        check_database(engine)
+        upgrade(engine)
+        console.print(f"schema at {current_revision(engine)}")
+    except AutonocError as exc:
+        raise _fail(exc) from exc
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,230 @@
+"""Run a :class:`LabNetwork`'s SNMP agents on a background thread.
+
+Usage::
+
+    with LabRunner(LabNetwork.preset("ring4")) as lab:
+        lab.write_inventory(path)
+        lab.inject_admin_down("pe1", "eth1")
+
+Every agent gets its own UDP socket on ``host``; the runner binds the
+sockets itself (port 0 lets the kernel pick) so the ports are known, and a
+port already in use fails :meth:`LabRunner.start` before any thread starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from pysnmp.error import PySnmpError
+
+from autonoc.core.errors import LabError
+from autonoc.core.inventory import Inventory, SnmpV2c
+from lab.agent import LabAgent
+from lab.network import LabNetwork
+
+__all__ = ["LabRunner"]
+
+_START_TIMEOUT = 30.0
+
+
+class LabRunner:
+    """The lab's SNMP agents, served from one asyncio loop on a daemon thread.
+
+    Args:
+        network: the simulated network to serve.
+        host: the address every agent binds.
+        base_port: the first agent's UDP port, the next device on the next
+            port, and so on; 0 lets the system pick free ports.
+        community: the read-only community; random when None.
+        write_community: the read-write community; random when None.
+    """
+
+    def __init__(
+        self,
+        network: LabNetwork,
+        host: str = "127.0.0.1",
+        base_port: int = 0,
+        community: str | None = None,
+        write_community: str | None = None,
+    ) -> None:
+        self.network = network
+        self.host = host
+        self.base_port = base_port
+        self.community = community if community is not None else secrets.token_urlsafe(12)
+        self.write_community = (
+            write_community if write_community is not None else secrets.token_urlsafe(12)
+        )
+        if self.community == self.write_community:
+            raise LabError("community and write_community must differ")
+        self.ports: dict[str, int] = {}
+        self._agents: list[LabAgent] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every agent; returns once all of them are listening.
+
+        Raises:
+            LabError: a port cannot be bound, or an agent fails to start.
+        """
+        if self._thread is not None:
+            raise LabError("the lab is already running")
+        socks = self._bind_sockets()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run_loop, name="autonoc-lab", daemon=True)
+        self._thread.start()
+        agents = [
+            LabAgent(self.network, name, self.community, self.write_community)
+            for name in self.network.device_names
+        ]
+        future = asyncio.run_coroutine_threadsafe(self._start_agents(agents, socks), loop)
+        try:
+            future.result(timeout=_START_TIMEOUT)
+        except (OSError, PySnmpError, LabError) as exc:
+            self.stop()
+            for sock in socks.values():
+                sock.close()
+            raise LabError(f"the lab's SNMP agents failed to start: {exc}") from exc
+        self.ports = {name: sock.getsockname()[1] for name, sock in socks.items()}
+
+    def stop(self) -> None:
+        """Stop every agent, close their sockets, and end the thread. Idempotent."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if thread.is_alive():
+            done = asyncio.run_coroutine_threadsafe(self._close_agents(), loop)
+            done.result(timeout=_START_TIMEOUT)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=_START_TIMEOUT)
+        loop.close()
+        self._loop = self._thread = None
+        self._agents = []
+
+    def __enter__(self) -> LabRunner:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`stop`."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # Inventory ------------------------------------------------------------
+
+    @property
+    def inventory(self) -> Inventory:
+        """The inventory that reaches the running agents, with both communities.
+
+        Raises:
+            LabError: the lab has not started, so it has no ports yet.
+        """
+        if not self.ports:
+            raise LabError("the lab has no ports until it starts (call start())")
+        base = self.network.to_inventory(self.host, self.ports, self.community)
+        snmp = SnmpV2c(community=self.community, write_community=self.write_community)
+        devices = tuple(d.model_copy(update={"snmp": snmp}) for d in base.devices)
+        return base.model_copy(update={"devices": devices})
+
+    def write_inventory(self, path: Path) -> None:
+        """Write :attr:`inventory` to ``path`` as YAML, atomically.
+
+        The communities are written in clear: this is the lab's own file,
+        for autonoc to poll the lab with.
+        """
+        text = yaml.safe_dump(_plain(self.inventory), sort_keys=False)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o600)  # it holds the communities
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # Faults ---------------------------------------------------------------
+
+    def inject_admin_down(self, device: str, ifname: str) -> None:
+        """Shut ``device:ifname`` down, as an operator or a fault would."""
+        self.network.set_admin_status(device, ifname, up=False)
+
+    def clear_admin_down(self, device: str, ifname: str) -> None:
+        """Bring ``device:ifname`` back admin up."""
+        self.network.set_admin_status(device, ifname, up=True)
+
+    # Internals ------------------------------------------------------------
+
+    def _bind_sockets(self) -> dict[str, socket.socket]:
+        socks: dict[str, socket.socket] = {}
+        try:
+            for n, name in enumerate(self.network.device_names):
+                port = self.base_port + n if self.base_port else 0
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks[name] = sock
+                try:
+                    sock.bind((self.host, port))
+                except OSError as exc:
+                    raise LabError(
+                        f"lab device {name!r} cannot listen on udp {self.host}:{port}: "
+                        f"{exc.strerror or exc} (free the port, or pick another base_port; "
+                        "0 picks free ports)"
+                    ) from exc
+                sock.setblocking(False)
+        except BaseException:
+            for sock in socks.values():
+                sock.close()
+            raise
+        return socks
+
+    def _run_loop(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    async def _start_agents(self, agents: list[LabAgent], socks: dict[str, socket.socket]) -> None:
+        for agent in agents:
+            self._agents.append(agent)
+            await agent.start(socks[agent.device])
+
+    async def _close_agents(self) -> None:
+        for agent in self._agents:
+            agent.close()
+        # Let transports finish closing (connection_lost runs on the next turn).
+        await asyncio.sleep(0)
+
+
+def _plain(inventory: Inventory) -> dict[str, Any]:
+    """The inventory as plain data, secrets revealed."""
+    data: dict[str, Any] = inventory.model_dump(mode="json", exclude_none=True)
+    for device, model in zip(data["devices"], inventory.devices, strict=True):
+        snmp = model.snmp
+        if snmp is None or snmp.version == "v3":
+            continue
+        device["snmp"]["community"] = snmp.community.get_secret_value()
+        if snmp.write_community is not None:
+            device["snmp"]["write_community"] = snmp.write_community.get_secret_value()
+    return data

@@ -1,0 +1,60 @@
+"""The Celery app: built from settings at a composition root, never at import.
+
+Broker and result backend are the same Redis (embedded or external). Tasks
+are thin adapters; the work they do lives in :mod:`worker.execute`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from autonoc.core.settings import Settings
+
+__all__ = ["PLAYBOOK_QUEUE", "RUN_PLAYBOOK", "celery_url", "make_celery"]
+
+PLAYBOOK_QUEUE = "autonoc.playbooks"
+RUN_PLAYBOOK = "autonoc.run_playbook"
+
+
+def celery_url(redis_url: str) -> str:
+    """Celery spells a unix-socket Redis ``redis+socket:///path``; redis-py ``unix:///path``."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
+def make_celery(settings: Settings, redis_url: str) -> Celery:
+    """A Celery app on ``redis_url`` with autonoc's tasks registered."""
+    url = celery_url(redis_url)
+    app = Celery("autonoc", broker=url, backend=url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=PLAYBOOK_QUEUE,
+        # A playbook is acknowledged only once it finished: a worker that dies
+        # mid-change leaves the task to be redelivered, and the engine's
+        # read-before-write keeps the retry from changing the device twice.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        redis_socket_connect_timeout=5,
+        result_expires=7 * 24 * 3600,
+        result_extended=True,
+        broker_transport_options={"visibility_timeout": 3600},
+    )
+    _register(app, settings, redis_url)
+    return app
+
+
+def _register(app: Celery, settings: Settings, redis_url: str) -> None:
+    @app.task(name=RUN_PLAYBOOK, bind=False, acks_late=True)  # type: ignore[untyped-decorator]
+    def run_playbook(plan: dict[str, Any]) -> dict[str, Any]:
+        from worker.execute import execute_plan
+
+        return execute_plan(settings, redis_url, plan)
