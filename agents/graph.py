@@ -78,6 +78,8 @@ class IncidentSink(Protocol):
         status: IncidentStatus | None = None,
         fault_kind: str | None = None,
         title: str | None = None,
+        device: str | None = None,
+        instance: str | None = None,
         closed_at: Any = None,
     ) -> None: ...
 
@@ -170,6 +172,8 @@ def diagnose_node(state: IncidentState, runtime: Runtime[IncidentDeps]) -> Incid
         status=IncidentStatus.DIAGNOSED,
         fault_kind=found.fault_kind,
         title=found.summary,
+        device=found.device,
+        instance=found.instance,
     )
     _event(
         runtime,

@@ -228,19 +228,20 @@ def inventory_validate(
             )
             raise typer.Exit(2) from exc
         raise _fail(exc) from exc
-    summary = {
+    roles = sorted({d.role.value for d in inventory.devices})
+    summary: dict[str, Any] = {
         "valid": True,
         "path": str(path),
         "devices": len(inventory.devices),
         "links": len(inventory.links),
-        "roles": sorted({d.role.value for d in inventory.devices}),
+        "roles": roles,
     }
     if as_json:
         _emit(summary)
     else:
         console.print(
             f"{path}: valid: {summary['devices']} devices, {summary['links']} links "
-            f"({', '.join(summary['roles']) or 'no roles'})"
+            f"({', '.join(roles) or 'no roles'})"
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from celery import Celery
 from celery.result import AsyncResult
-from collectors.snmp import SnmpClient, SnmpInterfaceCollector, poll_many
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
@@ -46,6 +46,7 @@ from autonoc.core.types import (
     TimelineEvent,
 )
 from collectors.base import CollectRequest
+from collectors.snmp import SnmpClient, SnmpInterfaceCollector, poll_many
 from collectors.store import SampleStore
 from lab.network import LabNetwork
 from lab.runner import LabRunner
@@ -239,7 +240,7 @@ async def _loop(
     deadline = time.monotonic() + settings.demo.deadline
     outcome = DemoOutcome(None, 0, 0, 0.0, Path())
     incident_id: int | None = None
-    config: dict[str, Any] = {}
+    config: RunnableConfig = {}
     waiting_task: str | None = None
     fault_injected = False
     suppressed = 0
@@ -294,7 +295,7 @@ async def _loop(
             elif anomalies:
                 suppressed += len(anomalies)
             if waiting_task is not None:
-                async_result = AsyncResult(waiting_task, app=app)
+                async_result: AsyncResult[Any] = AsyncResult(waiting_task, app=app)
                 if async_result.ready():
                     if async_result.failed():
                         payload: Any = _failed_result(async_result)
@@ -359,7 +360,7 @@ def _waiting_task(
     return None
 
 
-def _failed_result(async_result: AsyncResult) -> dict[str, Any]:
+def _failed_result(async_result: AsyncResult[Any]) -> dict[str, Any]:
     from autonoc.core.types import ActionResult
 
     return ActionResult(

@@ -8,6 +8,7 @@ the playbook's schema before any plan exists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -148,6 +149,10 @@ def _coerce(playbook: str, name: str, spec: ParamSpec, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PlaybookValidationError(f"{where} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise PlaybookValidationError(f"{where} must be a finite number, got {value}")
+    if spec.type == "int" and value != int(value):
+        raise PlaybookValidationError(f"{where} must be a whole number, got {value}")
     number = int(value) if spec.type == "int" else float(value)
     if spec.minimum is not None and number < spec.minimum:
         raise PlaybookValidationError(f"{where} = {number} is below its minimum {spec.minimum}")

@@ -22,9 +22,12 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    # Resolve prctl here, in the parent: dlopen() between fork and exec can
+    # deadlock when another thread held the loader lock at fork time.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
     def preexec() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         # The parent may have died between fork and prctl: then nobody would signal us.
         if os.getppid() != parent_pid:
             os._exit(1)

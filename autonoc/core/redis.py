@@ -43,6 +43,14 @@ _START_TIMEOUT = 5.0
 _STOP_TIMEOUT = 5.0
 
 
+def _masked(url: str) -> str:
+    # mask_url raises on a malformed port; an error message must not.
+    try:
+        return mask_url(url)
+    except ValueError:
+        return "<unparseable url>"
+
+
 @dataclass(frozen=True, slots=True)
 class RedisEndpoint:
     """Where Redis answers.
@@ -91,7 +99,7 @@ def _external(url: str, timeout: float) -> RedisEndpoint:
     if scheme == "redis+socket":
         url = "unix://" + url.split("://", 1)[1]
         scheme = "unix"
-    display = mask_url(url)
+    display = _masked(url)
     if scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(
             f"AUTONOC_REDIS_URL {display!r} is not a Redis URL "
@@ -105,7 +113,7 @@ def _external(url: str, timeout: float) -> RedisEndpoint:
     try:
         client.ping()
     except redis.RedisError as exc:
-        reason = _scrub(str(exc) or type(exc).__name__, url)
+        reason = _scrub(str(exc).strip().rstrip(".") or type(exc).__name__, url)
         raise RedisUnavailable(
             f"cannot reach Redis at {display} within {timeout} s: {reason}. "
             "Start Redis or unset AUTONOC_REDIS_URL to use the embedded one"
@@ -255,7 +263,7 @@ def _embedded(home: Path) -> Iterator[RedisEndpoint]:
     sock = run / "redis.sock"
     log_path = log_dir / "redis.log"
     url, celery_url = _unix_urls(sock)
-    display = mask_url(url)
+    display = _masked(url)
 
     with _start_lock(run / "redis.lock"):
         if sock.exists() or sock.is_symlink():

@@ -13,7 +13,10 @@ SECRET_KEYS = frozenset(
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``.
+    """Return ``url`` with any password (and secret query parameters) replaced by ``***``.
+
+    Works on the raw text, so IPv6 hosts keep their brackets and a bad port
+    cannot make masking fail.
 
     >>> mask_url("redis://:hunter2@db.example:6379/0")
     'redis://:***@db.example:6379/0'
@@ -22,11 +25,15 @@ def mask_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    query = "&".join(
+        f"{key}=***" if key.lower() in SECRET_KEYS else pair
+        for pair in parts.query.split("&") if pair
+        for key in [pair.split("=", 1)[0]]
+    )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing secret; urlunsplit would also drop an empty "//"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

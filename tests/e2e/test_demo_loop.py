@@ -25,9 +25,13 @@ EXPECTED_STEPS = ["detected", "triaged", "diagnosed", "planned", "policy", "disp
                   "acted", "verified", "resolved"]
 
 
-def _autonoc(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autonoc", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+def _autonoc(
+    args: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autonoc", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
 
 
 def _leftovers(home: Path) -> list[str]:

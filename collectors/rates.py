@@ -1,0 +1,92 @@
+"""Counters to per-second rates, with wraps, reboots and discontinuities handled here.
+
+Downstream code only ever sees rates; a counter that wrapped, a device that
+rebooted, or an interface whose counters were reset (``ifCounterDiscontinuityTime``
+changed) never shows up as a spike or a negative rate. Instead the sample is
+dropped (``None``) and the next one is measured from a fresh baseline.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RateTracker"]
+
+# Per key: (ts, value, uptime, discontinuity) of the last accepted sample.
+_State = tuple[float, int, float | None, int | None]
+
+
+class RateTracker:
+    """Turns successive counter readings into rates, per (device, instance, metric).
+
+    A reading smaller than the previous one is a wrap only for a 32-bit
+    counter, and only when the implied increase is less than half the
+    counter's range: a larger one is far likelier a reset than traffic that
+    nearly lapped the counter between two polls. Anything else that goes
+    backwards is a discontinuity.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str, str], _State] = {}
+
+    def update(
+        self,
+        device: str,
+        instance: str,
+        metric: str,
+        ts: float,
+        value: int,
+        *,
+        bits: int = 64,
+        uptime: float | None = None,
+        discontinuity: int | None = None,
+    ) -> float | None:
+        """Record one counter reading and return its rate since the previous one.
+
+        Args:
+            device: the device name.
+            instance: the component (interface name); empty for device-wide.
+            metric: the counter's name, e.g. ``ifHCInOctets``.
+            ts: when the reading was taken, epoch seconds.
+            value: the raw counter value.
+            bits: the counter's width, 32 or 64.
+            uptime: the device's sysUpTime in seconds at ``ts``; when it went
+                backwards the device rebooted and the baseline resets.
+            discontinuity: ``ifCounterDiscontinuityTime`` (or any token that
+                changes when the counter is reset); a change resets the baseline.
+
+        Returns:
+            Units per second, never negative; ``None`` for the first reading,
+            after a discontinuity, or when ``ts`` is not newer than the
+            previous reading (that reading is then ignored).
+        """
+        key = (device, instance, metric)
+        prev = self._last.get(key)
+        if prev is None:
+            self._last[key] = (ts, value, uptime, discontinuity)
+            return None
+        prev_ts, prev_value, prev_uptime, prev_disc = prev
+        dt = ts - prev_ts
+        if dt <= 0:
+            return None
+        self._last[key] = (ts, value, uptime, discontinuity)
+        if uptime is not None and prev_uptime is not None and uptime < prev_uptime:
+            return None
+        if discontinuity is not None and prev_disc is not None and discontinuity != prev_disc:
+            return None
+        delta = value - prev_value
+        if delta < 0:
+            if bits >= 64:
+                return None
+            delta += 1 << bits
+            if delta >= 1 << (bits - 1):
+                return None
+        return delta / dt
+
+    def forget(self, device: str) -> None:
+        """Drop every baseline of ``device`` (removed from the inventory, say)."""
+        for key in [k for k in self._last if k[0] == device]:
+            del self._last[key]
+
+    def __len__(self) -> int:
+        return len(self._last)
