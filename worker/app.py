@@ -53,7 +53,8 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
 
 
 def _register(app: Celery, settings: Settings, redis_url: str) -> None:
-    @app.task(name=RUN_PLAYBOOK, bind=False, acks_late=True)
+    # shared=False: a shared task would be copied onto every later app, closure and all.
+    @app.task(name=RUN_PLAYBOOK, bind=False, acks_late=True, shared=False)
     def run_playbook(plan: dict[str, Any]) -> dict[str, Any]:
         from worker.execute import execute_plan
 

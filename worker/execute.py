@@ -7,7 +7,6 @@ from typing import Any
 
 import redis
 import structlog
-from collectors.snmp import SnmpClient, SnmpInterfaceCollector
 
 from autonoc.core.audit import AuditLog
 from autonoc.core.db import make_engine
@@ -15,6 +14,7 @@ from autonoc.core.errors import ConfigError
 from autonoc.core.settings import Settings
 from autonoc.core.types import ActionPlan, ActionResult
 from collectors.inventory import load_inventory
+from collectors.snmp import SnmpClient, SnmpInterfaceCollector
 from playbooks.base import Catalog
 from playbooks.engine import PlaybookEngine
 from worker.locks import RedisDeviceLock
