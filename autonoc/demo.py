@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -130,9 +131,20 @@ def run_demo(settings: Settings, narrate: Narrate) -> DemoOutcome:
 
         worker_log = settings.home / "logs" / "worker.log"
         app = make_celery(settings, endpoint.url)
-        stack.enter_context(_worker(settings, endpoint, inventory_path, worker_log, app, narrate))
+        worker = stack.enter_context(
+            _worker(settings, endpoint, inventory_path, worker_log, app, narrate)
+        )
 
-        outcome = asyncio.run(_loop(settings, engine, inventory, lab, app, narrate, stack))
+        def worker_check() -> None:
+            if worker.poll() is not None:
+                raise AutonocError(
+                    f"the Celery worker exited with code {worker.returncode} mid-run; "
+                    f"see {worker_log}"
+                )
+
+        outcome = asyncio.run(
+            _loop(settings, engine, inventory, lab, app, narrate, stack, worker_check)
+        )
         outcome.worker_log = worker_log
         outcome.seconds = time.monotonic() - started
         return outcome
@@ -147,7 +159,7 @@ def _worker(
     log_path: Path,
     app: Celery,
     narrate: Narrate,
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         "AUTONOC_HOME": str(settings.home),
         "AUTONOC_REDIS_URL": endpoint.url,
@@ -178,7 +190,7 @@ def _worker(
             "setup",
             f"Celery worker pid {proc.pid} ready on queue {PLAYBOOK_QUEUE} (log {log_path})",
         )
-        yield
+        yield proc
     finally:
         procs.stop(proc, timeout=10.0)
 
@@ -211,6 +223,7 @@ async def _loop(
     app: Celery,
     narrate: Narrate,
     stack: contextlib.ExitStack,
+    worker_check: Callable[[], None],
 ) -> DemoOutcome:
     snmp = SnmpClient(settings.snmp)
     collector = SnmpInterfaceCollector(snmp)
@@ -247,6 +260,7 @@ async def _loop(
     try:
         while time.monotonic() < deadline:
             cycle = time.monotonic()
+            worker_check()
             results = await poll_many(
                 collector, list(inventory.devices), request, settings.snmp.concurrency
             )
