@@ -298,8 +298,9 @@ def incidents_list(
         console.print("no incidents yet: `make demo` creates one")
         return
     table = Table(title="incidents")
-    for column in ("id", "status", "fault", "device", "opened", "closed", "title"):
-        table.add_column(column)
+    for column in ("id", "status", "fault", "device", "opened (UTC)", "closed"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("title", overflow="fold")
     for i in incidents:
         table.add_row(
             str(i.id),
