@@ -17,6 +17,7 @@ import asyncio
 import socket
 from bisect import bisect_right
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pysnmp.carrier.asyncio.dgram import udp
@@ -226,15 +227,33 @@ def _denied(view: str, name: Any, value: Any, idx: int, context: dict[str, Any])
     return bool(ac_fun(view, (name, value), idx=idx, **context))
 
 
+@dataclass(frozen=True, slots=True)
+class V3User:
+    """An SNMPv3 authPriv user: HMAC-SHA-96 authentication, AES-128 privacy."""
+
+    user: str
+    auth_key: str
+    priv_key: str
+
+    def __post_init__(self) -> None:
+        if len(self.auth_key) < 8 or len(self.priv_key) < 8:
+            raise LabError("SNMPv3 auth and priv keys need at least 8 characters (RFC 3414)")
+
+
 class LabAgent:
-    """One simulated device's SNMP v2c agent on its own UDP socket.
+    """One simulated device's SNMP agent (v1, v2c and, with a user, v3) on its own UDP socket.
 
     Create and :meth:`start` it on the event loop that will serve it;
     :meth:`close` it on the same loop.
     """
 
     def __init__(
-        self, network: LabNetwork, device: str, community: str, write_community: str
+        self,
+        network: LabNetwork,
+        device: str,
+        community: str,
+        write_community: str,
+        v3_user: V3User | None = None,
     ) -> None:
         if community == write_community:
             raise LabError("the read and write communities must differ")
@@ -242,6 +261,7 @@ class LabAgent:
         self.controller = LabMibController(network, device)
         self._community = community
         self._write_community = write_community
+        self._v3_user = v3_user
         self._engine: SnmpEngine | None = None
         self._transport: udp.UdpAsyncioTransport | None = None
         self.port: int | None = None
@@ -272,6 +292,22 @@ class LabAgent:
                 )
         config.add_v1_system(engine, _RO_NAME, self._community)
         config.add_v1_system(engine, _RW_NAME, self._write_community)
+        if self._v3_user is not None:
+            v3 = self._v3_user
+            config.add_v3_user(
+                engine,
+                v3.user,
+                config.USM_AUTH_HMAC96_SHA,
+                v3.auth_key,
+                config.USM_PRIV_CFB128_AES,
+                v3.priv_key,
+            )
+            config.add_vacm_group(engine, "lab-v3-group", 3, v3.user)
+            # authPriv only: a request without privacy is refused by the view.
+            config.add_vacm_access(
+                engine, "lab-v3-group", "", 3, "authPriv", "exact", "lab-all", "lab-all",
+                "lab-none",
+            )
 
         snmp_context = context.SnmpContext(engine)
         # The default context would serve the engine's own MIB tree; ours replaces it.

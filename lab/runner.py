@@ -21,14 +21,15 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import SecretStr
 from pysnmp.error import PySnmpError
 
 from autonoc.core.errors import LabError
-from autonoc.core.inventory import Inventory, SnmpV2c
-from lab.agent import LabAgent
+from autonoc.core.inventory import Inventory, SnmpV2c, SnmpV3
+from lab.agent import LabAgent, V3User
 from lab.network import LabNetwork
 
 __all__ = ["LabRunner"]
@@ -46,6 +47,9 @@ class LabRunner:
             port, and so on; 0 lets the system pick free ports.
         community: the read-only community; random when None.
         write_community: the read-write community; random when None.
+        snmp_version: the credentials the written inventory uses. Every agent
+            serves v1/v2c and an SNMPv3 authPriv user (SHA + AES-128) with
+            random keys either way, as real gear serves several versions.
     """
 
     def __init__(
@@ -55,8 +59,15 @@ class LabRunner:
         base_port: int = 0,
         community: str | None = None,
         write_community: str | None = None,
+        snmp_version: Literal["v2c", "v3"] = "v2c",
     ) -> None:
         self.network = network
+        self.snmp_version = snmp_version
+        self.v3_user = V3User(
+            user="autonoc-lab",
+            auth_key=secrets.token_urlsafe(16),
+            priv_key=secrets.token_urlsafe(16),
+        )
         self.host = host
         self.base_port = base_port
         self.community = community if community is not None else secrets.token_urlsafe(12)
@@ -86,7 +97,7 @@ class LabRunner:
         self._thread = threading.Thread(target=self._run_loop, name="autonoc-lab", daemon=True)
         self._thread.start()
         agents = [
-            LabAgent(self.network, name, self.community, self.write_community)
+            LabAgent(self.network, name, self.community, self.write_community, self.v3_user)
             for name in self.network.device_names
         ]
         future = asyncio.run_coroutine_threadsafe(self._start_agents(agents, socks), loop)
@@ -142,7 +153,18 @@ class LabRunner:
         if not self.ports:
             raise LabError("the lab has no ports until it starts (call start())")
         base = self.network.to_inventory(self.host, self.ports, self.community)
-        snmp = SnmpV2c(community=self.community, write_community=self.write_community)
+        snmp: SnmpV2c | SnmpV3
+        if self.snmp_version == "v3":
+            snmp = SnmpV3(
+                version="v3",
+                user=self.v3_user.user,
+                auth_protocol="sha",
+                auth_key=SecretStr(self.v3_user.auth_key),
+                priv_protocol="aes",
+                priv_key=SecretStr(self.v3_user.priv_key),
+            )
+        else:
+            snmp = SnmpV2c(community=self.community, write_community=self.write_community)
         devices = tuple(d.model_copy(update={"snmp": snmp}) for d in base.devices)
         return base.model_copy(update={"devices": devices})
 
@@ -222,7 +244,13 @@ def _plain(inventory: Inventory) -> dict[str, Any]:
     data: dict[str, Any] = inventory.model_dump(mode="json", exclude_none=True)
     for device, model in zip(data["devices"], inventory.devices, strict=True):
         snmp = model.snmp
-        if snmp is None or snmp.version == "v3":
+        if snmp is None:
+            continue
+        if snmp.version == "v3":
+            for key in ("auth_key", "priv_key"):
+                secret = getattr(snmp, key)
+                if secret is not None:
+                    device["snmp"][key] = secret.get_secret_value()
             continue
         device["snmp"]["community"] = snmp.community.get_secret_value()
         if snmp.write_community is not None:
