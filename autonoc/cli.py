@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autonoc import __version__
+from autonoc.cli_models import models_app
 from autonoc.core.errors import AutonocError, ConfigError
 from autonoc.core.logging import configure_logging
 from autonoc.core.settings import Settings
@@ -36,6 +37,7 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 
 console = Console()
 err = Console(stderr=True)

@@ -66,8 +66,11 @@ class DetectorRegistry:
 
 def default_registry() -> DetectorRegistry:
     """A registry holding every detector that ships with autonoc."""
+    from models.baselines import IsolationForestDetector, PCADetector
     from models.zscore import RobustZScore
 
     registry = DetectorRegistry()
     registry.register(RobustZScore.name, RobustZScore)
+    registry.register(PCADetector.name, PCADetector)
+    registry.register(IsolationForestDetector.name, IsolationForestDetector)
     return registry
