@@ -18,7 +18,6 @@ import os
 import secrets
 import socket
 import tempfile
-import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from pysnmp.error import PySnmpError
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import Inventory, SnmpV2c, SnmpV3
 from lab.agent import LabAgent, V3User
+from lab.loop import LoopThread
 from lab.network import LabNetwork
 
 __all__ = ["LabRunner"]
@@ -78,8 +78,7 @@ class LabRunner:
             raise LabError("community and write_community must differ")
         self.ports: dict[str, int] = {}
         self._agents: list[LabAgent] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread("autonoc-lab")
 
     # Lifecycle ------------------------------------------------------------
 
@@ -89,20 +88,16 @@ class LabRunner:
         Raises:
             LabError: a port cannot be bound, or an agent fails to start.
         """
-        if self._thread is not None:
+        if self._runner.started:
             raise LabError("the lab is already running")
         socks = self._bind_sockets()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run_loop, name="autonoc-lab", daemon=True)
-        self._thread.start()
+        self._runner.start()
         agents = [
             LabAgent(self.network, name, self.community, self.write_community, self.v3_user)
             for name in self.network.device_names
         ]
-        future = asyncio.run_coroutine_threadsafe(self._start_agents(agents, socks), loop)
         try:
-            future.result(timeout=_START_TIMEOUT)
+            self._runner.call(self._start_agents(agents, socks), _START_TIMEOUT)
         except (OSError, PySnmpError, LabError) as exc:
             self.stop()
             for sock in socks.values():
@@ -112,16 +107,8 @@ class LabRunner:
 
     def stop(self) -> None:
         """Stop every agent, close their sockets, and end the thread. Idempotent."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if thread.is_alive():
-            done = asyncio.run_coroutine_threadsafe(self._close_agents(), loop)
-            done.result(timeout=_START_TIMEOUT)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=_START_TIMEOUT)
-        loop.close()
-        self._loop = self._thread = None
+        if self._runner.started:
+            self._runner.stop(self._close_agents(), _START_TIMEOUT)
         self._agents = []
 
     def __enter__(self) -> LabRunner:
@@ -139,7 +126,7 @@ class LabRunner:
     @property
     def running(self) -> bool:
         """True between a successful :meth:`start` and :meth:`stop`."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._runner.alive
 
     # Inventory ------------------------------------------------------------
 
@@ -220,12 +207,6 @@ class LabRunner:
                 sock.close()
             raise
         return socks
-
-    def _run_loop(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
 
     async def _start_agents(self, agents: list[LabAgent], socks: dict[str, socket.socket]) -> None:
         for agent in agents:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Detector", "DetectorRegistry", "FloatArray", "default_registry"]
+__all__ = ["Detector", "DetectorRegistry", "FloatArray", "check_array", "default_registry"]
 
 FloatArray = NDArray[np.float64]
 
@@ -39,6 +39,28 @@ class Detector(Protocol):
     def contributions(self, X: FloatArray) -> FloatArray:
         """Per-feature contributions (same shape as ``X``) for attribution."""
         ...
+
+
+def check_array(X: Any, n_features: int | None = None) -> FloatArray:
+    """``X`` as a float 2-D array; a flat array is one feature, unless fitted on more.
+
+    Raises:
+        ValueError: not 2-D, a flat row for a multi-feature detector, or the
+            wrong number of features.
+    """
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim == 1:
+        if n_features not in (None, 1):
+            raise ValueError(
+                f"got a flat array for a detector fitted on {n_features} features; "
+                "pass one row as X.reshape(1, -1)"
+            )
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {arr.shape}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"fitted on {n_features} features, got {arr.shape[1]}")
+    return arr
 
 
 class DetectorRegistry:

@@ -19,34 +19,12 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from models.base import FloatArray
+from models.base import FloatArray, check_array
 from models.thresholds import calibrate
 
-__all__ = ["IsolationForestDetector", "PCADetector", "RandomDetector", "check_array"]
+__all__ = ["IsolationForestDetector", "PCADetector", "RandomDetector"]
 
 _MAD_TO_SIGMA = 1.4826
-
-
-def check_array(X: Any, n_features: int | None = None) -> FloatArray:
-    """``X`` as a float 2-D array; a flat array is one feature, unless fitted on more.
-
-    Raises:
-        ValueError: not 2-D, a flat row for a multi-feature detector, or the
-            wrong number of features.
-    """
-    arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim == 1:
-        if n_features not in (None, 1):
-            raise ValueError(
-                f"got a flat array for a detector fitted on {n_features} features; "
-                "pass one row as X.reshape(1, -1)"
-            )
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2:
-        raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {arr.shape}")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"fitted on {n_features} features, got {arr.shape[1]}")
-    return arr
 
 
 class _Calibrated:

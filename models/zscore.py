@@ -13,7 +13,7 @@ from typing import Self
 import numpy as np
 from numpy.typing import NDArray
 
-from models.base import FloatArray
+from models.base import FloatArray, check_array
 
 __all__ = ["RobustZScore"]
 
@@ -51,7 +51,7 @@ class RobustZScore:
         self.threshold_ = float("inf")
 
     def fit(self, X: FloatArray) -> Self:
-        X = _as_2d(X)
+        X = check_array(X)
         self.n_features_in_ = X.shape[1]
         if X.shape[0] < 2:
             raise ValueError(f"need at least 2 training rows, got {X.shape[0]}")
@@ -70,7 +70,7 @@ class RobustZScore:
         return self
 
     def contributions(self, X: FloatArray) -> FloatArray:
-        X = _as_2d(X, getattr(self, "n_features_in_", None))
+        X = check_array(X, getattr(self, "n_features_in_", None))
         z = np.abs(X - self.median_) / self.scale_
         return np.nan_to_num(z, nan=0.0, posinf=0.0)
 
@@ -82,19 +82,3 @@ class RobustZScore:
 
     def predict(self, X: FloatArray) -> NDArray[np.bool_]:
         return self.score(X) > self.threshold_
-
-
-def _as_2d(X: FloatArray, n_features: int | None = None) -> FloatArray:
-    arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim == 1:
-        if n_features not in (None, 1):
-            raise ValueError(
-                f"got a flat array for a detector fitted on {n_features} features; "
-                "pass one row as X.reshape(1, -1)"
-            )
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2:
-        raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {arr.shape}")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"fitted on {n_features} features, got {arr.shape[1]}")
-    return arr

@@ -23,7 +23,6 @@ import contextlib
 import itertools
 import logging
 import secrets
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -33,6 +32,7 @@ import asyncssh
 from lxml import etree
 
 from autonoc.core.errors import LabError
+from lab.loop import LoopThread
 from lab.netconf.backend import OC_INTERFACES_NS, DeviceBackend, LabNetworkBackend
 from lab.netconf.datastore import (
     BASE_NS,
@@ -456,8 +456,7 @@ class NetconfRunner:
         self.server = NetconfServer(
             backend, devices, host, base_port, username, password, max_message_bytes
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = LoopThread("autonoc-netconf")
 
     @classmethod
     def for_network(cls, network: LabNetwork, **kwargs: Any) -> NetconfRunner:
@@ -490,31 +489,19 @@ class NetconfRunner:
         Raises:
             LabError: the server cannot start.
         """
-        if self._thread is not None:
+        if self._runner.started:
             raise LabError("the NETCONF runner is already running")
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run_loop, name="autonoc-netconf", daemon=True)
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self.server.start(), loop)
+        self._runner.start()
         try:
-            future.result(timeout=_START_TIMEOUT)
+            self._runner.call(self.server.start(), _START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         """Stop the server and end the thread. Idempotent."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if thread.is_alive():
-            done = asyncio.run_coroutine_threadsafe(self.server.stop(), loop)
-            done.result(timeout=_START_TIMEOUT)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=_START_TIMEOUT)
-        loop.close()
-        self._loop = self._thread = None
+        if self._runner.started:
+            self._runner.stop(self.server.stop(), _START_TIMEOUT)
 
     def __enter__(self) -> NetconfRunner:
         self.start()
@@ -527,9 +514,3 @@ class NetconfRunner:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def _run_loop(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        loop.run_forever()
