@@ -161,7 +161,7 @@ class LabRunner:
         The communities are written in clear: this is the lab's own file,
         for autonoc to poll the lab with.
         """
-        text = yaml.safe_dump(_plain(self.inventory), sort_keys=False)
+        text = yaml.safe_dump(plain_inventory(self.inventory), sort_keys=False)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -220,7 +220,7 @@ class LabRunner:
         await asyncio.sleep(0)
 
 
-def _plain(inventory: Inventory) -> dict[str, Any]:
+def plain_inventory(inventory: Inventory) -> dict[str, Any]:
     """The inventory as plain data, secrets revealed."""
     data: dict[str, Any] = inventory.model_dump(mode="json", exclude_none=True)
     for device, model in zip(data["devices"], inventory.devices, strict=True):

@@ -58,7 +58,7 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # pysnmp's and asyncio's debug chatter is not operator information.
-    for noisy in ("pysnmp", "asyncio", "kombu", "celery.worker.strategy", "alembic"):
+    for noisy in ("pysnmp", "asyncio", "kombu", "celery.worker.strategy", "alembic", "asyncssh"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
