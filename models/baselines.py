@@ -14,6 +14,7 @@ comes from the detector's scores on its own training data
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Self
 
 import numpy as np
@@ -27,7 +28,7 @@ __all__ = ["IsolationForestDetector", "PCADetector", "RandomDetector"]
 _MAD_TO_SIGMA = 1.4826
 
 
-class _Calibrated:
+class _Calibrated(ABC):
     """Shared behaviour: threshold options, feature-count checks, ``predict``."""
 
     name = ""
@@ -58,8 +59,9 @@ class _Calibrated:
     def _calibrate(self, train_scores: FloatArray) -> None:
         self.threshold_ = calibrate(train_scores, self.threshold, self.q, self.risk)
 
+    @abstractmethod
     def score(self, X: FloatArray) -> FloatArray:
-        raise NotImplementedError
+        """One anomaly score per row; higher is more anomalous."""
 
     def predict(self, X: FloatArray) -> NDArray[np.bool_]:
         """``score(X) > threshold_``."""

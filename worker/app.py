@@ -53,9 +53,16 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
 
 
 def _register(app: Celery, settings: Settings, redis_url: str) -> None:
+    # The runner (and the pysnmp/SQL imports behind it) is made on the first
+    # task, so apps that only send tasks, like the demo's, never pay for it.
+    runners: list[Any] = []
+
     # shared=False: a shared task would be copied onto every later app, closure and all.
     @app.task(name=RUN_PLAYBOOK, bind=False, acks_late=True, shared=False)
     def run_playbook(plan: dict[str, Any]) -> dict[str, Any]:
-        from worker.execute import execute_plan
+        if not runners:
+            from worker.execute import PlaybookRunner
 
-        return execute_plan(settings, redis_url, plan)
+            runners.append(PlaybookRunner(settings, redis_url))
+        result: dict[str, Any] = runners[0].execute(plan)
+        return result

@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 import redis
+import sqlalchemy as sa
 import structlog
 
 from autonoc.core.audit import AuditLog
 from autonoc.core.db import make_engine
 from autonoc.core.errors import ConfigError
+from autonoc.core.inventory import Inventory
 from autonoc.core.settings import Settings
 from autonoc.core.types import ActionPlan, ActionResult
 from collectors.inventory import load_inventory
@@ -19,49 +21,71 @@ from playbooks.base import Catalog
 from playbooks.engine import PlaybookEngine
 from worker.locks import RedisDeviceLock
 
-__all__ = ["execute_plan"]
+__all__ = ["PlaybookRunner"]
 
 log = structlog.get_logger(__name__)
 
 
-def execute_plan(settings: Settings, redis_url: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Validate a plan that crossed the broker, run it, and return its ActionResult as JSON."""
-    plan = ActionPlan.model_validate(payload)
-    if settings.inventory is None:
-        raise ConfigError("the worker has no inventory: set AUTONOC_INVENTORY=path/inventory.yaml")
-    structlog.contextvars.bind_contextvars(plan_hash=plan.hash, device=plan.device)
-    try:
-        inventory = load_inventory(settings.inventory)
-        db = make_engine(settings)
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
-        result = asyncio.run(_run(settings, inventory, db, client, plan))
-        log.info(
-            "playbook_done",
-            playbook=plan.playbook,
-            ok=result.ok,
-            changed=result.changed,
-            rolled_back=result.rolled_back,
-        )
-        db.dispose()
-        client.close()
-        return result.model_dump(mode="json")
-    finally:
-        structlog.contextvars.unbind_contextvars("plan_hash", "device")
+class PlaybookRunner:
+    """Runs plans for one worker process.
 
+    The database engine and the Redis client (for device locks) are made once
+    per process, on first use, and shared by every task; the inventory and the
+    catalog are read per task, so edits to them apply to the next plan.
+    """
 
-async def _run(
-    settings: Settings, inventory: Any, db: Any, client: redis.Redis, plan: ActionPlan
-) -> ActionResult:
-    snmp = SnmpClient(settings.snmp)
-    try:
-        engine = PlaybookEngine(
-            catalog=Catalog.load(),
-            inventory=inventory,
-            snmp=snmp,
-            collector_factory=lambda: SnmpInterfaceCollector(snmp),
-            lock=RedisDeviceLock(client),
-            audit=AuditLog(db),
-        )
-        return await engine.apply(plan)
-    finally:
-        snmp.close()
+    def __init__(self, settings: Settings, redis_url: str) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self._db: sa.Engine | None = None
+        self._redis: redis.Redis | None = None
+
+    def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Validate a plan that crossed the broker, run it, return its ActionResult as JSON."""
+        plan = ActionPlan.model_validate(payload)
+        if self.settings.inventory is None:
+            raise ConfigError(
+                "the worker has no inventory: set AUTONOC_INVENTORY=path/inventory.yaml"
+            )
+        if self._db is None:
+            self._db = make_engine(self.settings)
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.redis_url, socket_connect_timeout=5)
+        structlog.contextvars.bind_contextvars(plan_hash=plan.hash, device=plan.device)
+        try:
+            inventory = load_inventory(self.settings.inventory)
+            result = asyncio.run(self._run(inventory, self._db, self._redis, plan))
+            log.info(
+                "playbook_done",
+                playbook=plan.playbook,
+                ok=result.ok,
+                changed=result.changed,
+                rolled_back=result.rolled_back,
+            )
+            return result.model_dump(mode="json")
+        finally:
+            structlog.contextvars.unbind_contextvars("plan_hash", "device")
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+        if self._redis is not None:
+            self._redis.close()
+        self._db = self._redis = None
+
+    async def _run(
+        self, inventory: Inventory, db: sa.Engine, client: redis.Redis, plan: ActionPlan
+    ) -> ActionResult:
+        snmp = SnmpClient(self.settings.snmp)
+        try:
+            engine = PlaybookEngine(
+                catalog=Catalog.load(),
+                inventory=inventory,
+                snmp=snmp,
+                collector_factory=lambda: SnmpInterfaceCollector(snmp),
+                lock=RedisDeviceLock(client),
+                audit=AuditLog(db),
+            )
+            return await engine.apply(plan)
+        finally:
+            snmp.close()

@@ -17,7 +17,7 @@ from lxml import etree
 
 from autonoc.core.errors import LabError
 from lab.netconf.datastore import BASE_NS, RpcError, qn
-from lab.network import LabNetwork
+from lab.network import InterfaceState, LabNetwork
 
 __all__ = ["OC_INTERFACES_NS", "DeviceBackend", "LabNetworkBackend"]
 
@@ -86,12 +86,7 @@ class LabNetworkBackend:
         """Every interface with ``config/name``, ``description`` and ``enabled``."""
         data, interfaces = self._skeleton()
         for intf in self.network.interfaces(device):
-            entry = etree.SubElement(interfaces, _INTERFACE)
-            etree.SubElement(entry, _oc("name")).text = intf.name
-            config = etree.SubElement(entry, _oc("config"))
-            etree.SubElement(config, _oc("name")).text = intf.name
-            etree.SubElement(config, _oc("description")).text = intf.alias
-            etree.SubElement(config, _oc("enabled")).text = _bool(intf.admin_up)
+            _interface_entry(interfaces, intf, "config")
         return data
 
     def validate(self, device: str, config: Element) -> None:
@@ -144,12 +139,7 @@ class LabNetworkBackend:
         """``interfaces/interface/state`` with statuses and octet counters."""
         data, interfaces = self._skeleton()
         for intf in self.network.interfaces(device):
-            entry = etree.SubElement(interfaces, _INTERFACE)
-            etree.SubElement(entry, _oc("name")).text = intf.name
-            state = etree.SubElement(entry, _oc("state"))
-            etree.SubElement(state, _oc("name")).text = intf.name
-            etree.SubElement(state, _oc("description")).text = intf.alias
-            etree.SubElement(state, _oc("enabled")).text = _bool(intf.admin_up)
+            state = _interface_entry(interfaces, intf, "state")
             etree.SubElement(state, _oc("mtu")).text = str(intf.mtu)
             etree.SubElement(state, _oc("admin-status")).text = "UP" if intf.admin_up else "DOWN"
             etree.SubElement(state, _oc("oper-status")).text = "UP" if intf.oper_up else "DOWN"
@@ -175,3 +165,15 @@ class LabNetworkBackend:
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
+
+
+def _interface_entry(interfaces: Element, intf: InterfaceState, container: str) -> Element:
+    """An ``interface`` list entry with ``container`` (config or state) holding its
+    name, description and enabled leaves; returns the container."""
+    entry = etree.SubElement(interfaces, _INTERFACE)
+    etree.SubElement(entry, _oc("name")).text = intf.name
+    inner = etree.SubElement(entry, _oc(container))
+    etree.SubElement(inner, _oc("name")).text = intf.name
+    etree.SubElement(inner, _oc("description")).text = intf.alias
+    etree.SubElement(inner, _oc("enabled")).text = _bool(intf.admin_up)
+    return inner

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from pydantic import SecretStr
 
 from agents.diagnose import Latest, diagnose
 from agents.graph import IncidentDeps, anomaly_to_dict, build_incident_graph
 from agents.policy import Outcome, PolicyGate
-from autonoc.core.inventory import Device, Endpoint, Inventory, Link, Mgmt, Role, SnmpV2c
+from autonoc.core.inventory import Inventory
 from autonoc.core.settings import Autonomy, PolicySettings
 from autonoc.core.types import (
     ActionPlan,
@@ -32,39 +31,25 @@ from autonoc.core.types import (
     Verdict,
 )
 from playbooks.base import Catalog, PlaybookSpec
+from tests.unit.fakes import FakeClock, link, router
 
 PLAYBOOK = "interface-enable"
 
 # ---- shared world ------------------------------------------------------------------
 
 
-def _router(name: str, port: int) -> Device:
-    return Device(
-        name=name,
-        role=Role.ROUTER,
-        vendor="autonoc-lab",
-        mgmt=Mgmt(host="127.0.0.1", snmp_port=port),
-        snmp=SnmpV2c(community=SecretStr("public")),
-    )
-
-
-def _link(a: str, b: str) -> Link:
-    (ad, ap), (bd, bp) = a.split(":"), b.split(":")
-    return Link(a=Endpoint(device=ad, port=ap), b=Endpoint(device=bd, port=bp))
-
-
 INVENTORY = Inventory(
     devices=(
-        _router("pe1", 16101),
-        _router("p1", 16102),
-        _router("p2", 16103),
-        _router("pe2", 16104),
+        router("pe1", 16101),
+        router("p1", 16102),
+        router("p2", 16103),
+        router("pe2", 16104),
     ),
     links=(
-        _link("pe1:eth1", "p1:eth1"),
-        _link("p1:eth2", "p2:eth2"),
-        _link("p2:eth1", "pe2:eth1"),
-        _link("pe1:eth2", "p2:eth3"),
+        link("pe1:eth1", "p1:eth1"),
+        link("p1:eth2", "p2:eth2"),
+        link("p2:eth1", "pe2:eth1"),
+        link("pe1:eth2", "p2:eth3"),
     ),
 )
 
@@ -79,14 +64,6 @@ def spec(catalog: Catalog) -> PlaybookSpec:
     return catalog.get(PLAYBOOK)
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _state(
     *,
     admin_down: tuple[str, ...] = (),
@@ -94,8 +71,8 @@ def _state(
 ) -> dict[str, dict[tuple[str, str], tuple[float, float]]]:
     """``latest`` for every inventory port: all up, except the ``device:port`` named."""
     ports: dict[str, set[str]] = {d.name: set() for d in INVENTORY.devices}
-    for link in INVENTORY.links:
-        for end in (link.a, link.b):
+    for ip_link in INVENTORY.links:
+        for end in (ip_link.a, ip_link.b):
             ports[end.device].add(end.port)
     latest: dict[str, dict[tuple[str, str], tuple[float, float]]] = {}
     for device, names in ports.items():

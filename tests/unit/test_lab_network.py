@@ -8,19 +8,7 @@ import yaml
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import Inventory, LinkKind
 from lab.network import COUNTER32_MODULUS, LabNetwork, counter32
-
-T0 = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
+from tests.unit.fakes import FakeClock
 
 
 @pytest.fixture

@@ -19,19 +19,7 @@ from lab.optical import (
     metric_values,
 )
 from lab.optical import physics as ph
-
-T0 = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
+from tests.unit.fakes import FakeClock
 
 
 @pytest.fixture

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from autonoc.core.errors import DeviceLocked, DeviceUnreachable, PlaybookValidationError
-from autonoc.core.inventory import Device, Endpoint, Inventory, Link, Mgmt, Role, SnmpV2c
+from autonoc.core.inventory import Device, Inventory, Role
 from autonoc.core.types import ActionPlan, ActionResult, Sample
 from collectors.base import Collector, CollectRequest, CollectResult
 from playbooks.base import CATALOG_DIR, Catalog, PlaybookSpec
 from playbooks.engine import IF_NAME_OID, SNMP_WRITABLE, PlaybookEngine, SnmpOps
+from tests.unit.fakes import link, router
 
 ADMIN_OID = SNMP_WRITABLE["ifAdminStatus"][0]
 UP, DOWN = 1, 2
@@ -359,32 +359,18 @@ class FakeAudit:
         return [action for _, action, _, _ in self.entries]
 
 
-def _router(name: str, port: int, role: Role = Role.ROUTER) -> Device:
-    return Device(
-        name=name,
-        role=role,
-        mgmt=Mgmt(host="127.0.0.1", snmp_port=port),
-        snmp=SnmpV2c(community=SecretStr("public")),
-    )
-
-
-def _link(a: str, b: str) -> Link:
-    (ad, ap), (bd, bp) = a.split(":"), b.split(":")
-    return Link(a=Endpoint(device=ad, port=ap), b=Endpoint(device=bd, port=bp))
-
-
 INVENTORY = Inventory(
     devices=(
-        _router("pe1", 16101),
-        _router("p1", 16102),
-        _router("p2", 16103),
-        _router("pe2", 16104),
-        _router("roadm1", 16105, Role.ROADM),
+        router("pe1", 16101),
+        router("p1", 16102),
+        router("p2", 16103),
+        router("pe2", 16104),
+        router("roadm1", 16105, Role.ROADM),
     ),
     links=(
-        _link("pe1:eth1", "p1:eth1"),
-        _link("p1:eth2", "p2:eth2"),
-        _link("p2:eth1", "pe2:eth1"),
+        link("pe1:eth1", "p1:eth1"),
+        link("p1:eth2", "p2:eth2"),
+        link("p2:eth1", "pe2:eth1"),
     ),
 )
 
