@@ -152,8 +152,8 @@ def test_hc_in_octets_grow_between_reads(lab: LabRunner) -> None:
     _, _, second = asyncio.run(_get(lab.ports["pe1"], lab.community, oid))
     assert type(first[0][1]).__name__ == "Counter64"
     delta_bits = (int(second[0][1]) - int(first[0][1])) * 8
-    # 200-800 Mb/s over about a second (the sleep, plus request time)
-    assert 100e6 < delta_bits < 2e9
+    # pe1 offers 6-8 Gb/s at peak, a third of it at night; half rides eth1 (ECMP).
+    assert 500e6 < delta_bits < 20e9
 
 
 def test_set_admin_down_with_the_write_community(lab: LabRunner) -> None:
