@@ -305,7 +305,14 @@ class LabAgent:
             config.add_vacm_group(engine, "lab-v3-group", 3, v3.user)
             # authPriv only: a request without privacy is refused by the view.
             config.add_vacm_access(
-                engine, "lab-v3-group", "", 3, "authPriv", "exact", "lab-all", "lab-all",
+                engine,
+                "lab-v3-group",
+                "",
+                3,
+                "authPriv",
+                "exact",
+                "lab-all",
+                "lab-all",
                 "lab-none",
             )
 

@@ -522,6 +522,7 @@ class LabNetwork:
         self._noise_p = np.array([[rng.uniform(0, _TWO_PI) for _ in range(3)] for _ in range(n)])
         self._noise_p = self._noise_p.reshape(n, 3)
         self._demand_extra = np.zeros(n)
+        self._surges: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
 
     def _new_interface(
         self, router: _Router, ifname: str, alias: str, if_type: int, gbps: float
@@ -548,7 +549,9 @@ class LabNetwork:
 
     def _init_arrays(self) -> None:
         n = len(self._ifaces)
-        self._ctr: np.ndarray = np.zeros((8, n))  # in/out octets, in/out pkts, in/out errors, in/out discards
+        self._ctr: np.ndarray = np.zeros(
+            (8, n)
+        )  # in/out octets, in/out pkts, in/out errors, in/out discards
         self._rate: np.ndarray = np.zeros((8, n))  # the same, per second
         self._err_base = np.array([rng_err(self.seed, i) for i in range(n)])
         self._pkt = np.array([i.pkt_size for i in self._ifaces], dtype=float)
@@ -851,7 +854,12 @@ class LabNetwork:
             self._refresh(t)
 
     def set_extra_traffic(self, device: str, ifname: str, gbps: float) -> None:
-        """Offer ``gbps`` more out of ``device:ifname`` (a traffic surge; 0 clears)."""
+        """A traffic surge of ``gbps`` more through ``device:ifname`` (0 clears it).
+
+        The surge grows the demands that cross the port today, so rerouting
+        (an IGP metric change, a drain) moves it like real traffic; a port no
+        demand crosses gets the surge pinned to it.
+        """
         if gbps < 0:
             raise LabError("extra traffic must be >= 0")
         with self._lock:
@@ -861,7 +869,25 @@ class LabNetwork:
                 raise LabError(f"{device}:{ifname} is not an IP link")
             k = intf.link
             e = 2 * k if self._links[k].a == intf.idx else 2 * k + 1
-            self._edge_extra[e] = gbps * 1e9
+            key = (device, ifname)
+            previous = self._surges.pop(key, None)
+            if previous is not None:
+                self._demand_extra -= previous[0]
+                self._edge_extra[e] -= previous[1]
+            if gbps > 0:
+                routing = self._routing
+                assert routing is not None
+                crossing = routing.edge == e
+                per_demand = np.zeros(len(self._demands))
+                pinned = 0.0
+                share = float(routing.frac[crossing].sum())
+                if share > 0:
+                    per_demand[routing.demand[crossing]] = gbps * 1e9 / share
+                else:
+                    pinned = gbps * 1e9
+                self._demand_extra += per_demand
+                self._edge_extra[e] += pinned
+                self._surges[key] = (per_demand, pinned)
             self._refresh(t)
 
     def set_cpu_runaway(self, device: str, on: bool) -> None:

@@ -207,7 +207,7 @@ def test_congestion_drops_and_is_unhealthy(net: LabNetwork, clock: FakeClock) ->
     state = net.interface("pe1", "eth2")
     assert state.out_discards > before
     health = net.health()
-    assert not health.ok and health.hot_links[0][0] == "pe1:eth2"
+    assert not health.ok and "pe1:eth2" in [name for name, _ in health.hot_links]
     assert "pe1->pe2" in health.lossy_demands
 
 
