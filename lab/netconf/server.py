@@ -60,6 +60,15 @@ CAPABILITIES: tuple[str, ...] = (
     "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
     "urn:ietf:params:netconf:capability:writable-running:1.0",
     f"{OC_INTERFACES_NS}?module=openconfig-interfaces&revision=2021-04-06",
+    "http://openconfig.net/yang/interfaces/ip?module=openconfig-if-ip",
+    "http://openconfig.net/yang/network-instance?module=openconfig-network-instance",
+    "http://openconfig.net/yang/system?module=openconfig-system",
+    "http://openconfig.net/yang/platform?module=openconfig-platform",
+    "http://openconfig.net/yang/platform/transceiver?module=openconfig-platform-transceiver",
+    "http://openconfig.net/yang/terminal-device?module=openconfig-terminal-device",
+    # The namespace's spelling is the official module's own.
+    "http://openconfig.net/yang/optical-amplfier?module=openconfig-optical-amplifier",
+    "http://openconfig.net/yang/transport-line-common?module=openconfig-transport-line-common",
 )
 """What every session's hello advertises."""
 

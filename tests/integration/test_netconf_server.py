@@ -14,6 +14,12 @@ from ncclient import manager
 from ncclient.operations import RPCError
 
 from lab.netconf import OC_INTERFACES_NS, NetconfRunner
+from lab.netconf.openconfig import (
+    OC_AMPLIFIER_NS,
+    OC_NETWORK_INSTANCE_NS,
+    OC_PLATFORM_NS,
+    OC_TERMINAL_DEVICE_NS,
+)
 from lab.network import LabNetwork
 
 pytestmark = pytest.mark.integration
@@ -176,6 +182,117 @@ def test_lock_denied_unknown_rpc_and_discard(connect: Connect, network: LabNetwo
     assert network.interface("pe1", "eth2").admin_up
     cand = m1.get_config(source="candidate").data_ele
     assert "false" not in cand.xpath("//oc:enabled/text()", namespaces={"oc": OC})
+
+
+# OpenConfig on metro-ring: optics and routing over real SSH ----------------------------
+
+OC_NS = {
+    "plat": OC_PLATFORM_NS,
+    "term": OC_TERMINAL_DEVICE_NS,
+    "amp": OC_AMPLIFIER_NS,
+    "ni": OC_NETWORK_INSTANCE_NS,
+}
+ConnectTo = Callable[[str], Any]
+
+
+@pytest.fixture
+def metro() -> LabNetwork:
+    return LabNetwork.preset("metro-ring")
+
+
+@pytest.fixture
+def connect_to(metro: LabNetwork) -> Iterator[ConnectTo]:
+    """Serve every metro-ring device; open ncclient sessions to any, closed at teardown."""
+    opened: list[Any] = []
+    with NetconfRunner.for_network(metro) as runner:
+
+        def _connect(device: str) -> Any:
+            m = manager.connect(
+                host=runner.host,
+                port=runner.ports[device],
+                username=runner.username,
+                password=runner.password,
+                hostkey_verify=False,
+                allow_agent=False,
+                look_for_keys=False,
+                timeout=10,
+            )
+            opened.append(m)
+            return m
+
+        yield _connect
+        for m in opened:
+            if m.connected:
+                m.close_session()
+
+
+def _number(tree: Any, path: str) -> float:
+    found = tree.xpath(path, namespaces=OC_NS)
+    assert len(found) == 1, (path, found)
+    return float(found[0])
+
+
+def test_reads_optical_channel_and_amplifier_state(
+    connect_to: ConnectTo, metro: LabNetwork
+) -> None:
+    snap = metro.optical_snapshot(noise=False)
+    och_filter = (
+        f'<components xmlns="{OC_PLATFORM_NS}"><component><name>xp-a1:line1</name>'
+        f'<optical-channel xmlns="{OC_TERMINAL_DEVICE_NS}"><state/></optical-channel>'
+        "</component></components>"
+    )
+    state = connect_to("xp-a1").get(filter=("subtree", och_filter)).data_ele
+    och = "//plat:component[plat:name='xp-a1:line1']/term:optical-channel/term:state"
+    port = snap.line_ports["xp-a1:line1"]
+    assert _number(state, f"{och}/term:input-power/term:instant/text()") == pytest.approx(
+        port.rx_power_dbm, abs=0.3
+    )
+    assert _number(state, f"{och}/term:output-power/term:instant/text()") == pytest.approx(
+        port.tx_power_dbm, abs=0.3
+    )
+    assert _number(state, f"{och}/term:osnr/term:instant/text()") > 25.0
+    assert not state.xpath("//term:logical-channels", namespaces=OC_NS)  # filtered out
+
+    amp_filter = (
+        f'<optical-amplifier xmlns="{OC_AMPLIFIER_NS}"><amplifiers><amplifier>'
+        "<name>amp-a-b</name><state/></amplifier></amplifiers></optical-amplifier>"
+    )
+    state = connect_to("amp-a-b").get(filter=("subtree", amp_filter)).data_ele
+    amp = snap.amplifiers["amp-a-b"]
+    amp_state = "//amp:amplifier[amp:name='amp-a-b']/amp:state"
+    assert _number(state, f"{amp_state}/amp:actual-gain/amp:instant/text()") == pytest.approx(
+        amp.gain_db, abs=0.3
+    )
+    output = f"{amp_state}/amp:output-power-total/amp:instant/text()"
+    assert _number(state, output) == pytest.approx(amp.output_power_dbm, abs=0.3)
+    assert _number(state, f"{amp_state}/amp:laser-bias-current/amp:instant/text()") > 0.0
+
+
+def test_isis_metric_commit_moves_traffic(connect_to: ConnectTo, metro: LabNetwork) -> None:
+    m = connect_to("pe1")
+    assert _wait_for(lambda: metro.interface("pe1", "eth1").out_bps > 1e9, 5)
+    edit = (
+        f'<config xmlns="{BASE}"><network-instances xmlns="{OC_NETWORK_INSTANCE_NS}">'
+        "<network-instance><name>DEFAULT</name><protocols>"
+        '<protocol xmlns:oc-pol-types="http://openconfig.net/yang/policy-types">'
+        "<identifier>oc-pol-types:ISIS</identifier><name>ISIS</name><isis><interfaces>"
+        "<interface><interface-id>eth1</interface-id><levels><level>"
+        "<level-number>2</level-number><afi-safi>"
+        '<af xmlns:oc-isis-types="http://openconfig.net/yang/isis-types">'
+        "<afi-name>oc-isis-types:IPV4</afi-name><safi-name>oc-isis-types:UNICAST</safi-name>"
+        "<config><metric>1000</metric></config></af></afi-safi></level></levels></interface>"
+        "</interfaces></isis></protocol></protocols></network-instance></network-instances>"
+        "</config>"
+    )
+    m.edit_config(target="candidate", config=edit)
+    assert metro.interface("pe1", "eth1").igp_metric == 1  # not before the commit
+    m.commit()
+    assert metro.interface("pe1", "eth1").igp_metric == 1000
+    assert _wait_for(lambda: metro.interface("pe1", "eth1").out_bps < 1e6, 5)
+    assert metro.interface("pe1", "eth2").out_bps > 1e9
+    running = m.get_config(source="running").data_ele
+    metric = "//ni:isis//ni:interface[ni:interface-id='eth1']//ni:af/ni:config/ni:metric/text()"
+    assert running.xpath(metric, namespaces=OC_NS) == ["1000"]
 
 
 # Framing, with a raw SSH client -----------------------------------------------------

@@ -10,7 +10,18 @@ from lxml import etree
 
 from lab.netconf.backend import OC_INTERFACES_NS, LabNetworkBackend
 from lab.netconf.datastore import BASE_NS, Datastore, RpcError, parse_xml
+from lab.netconf.openconfig import (
+    OC_AMPLIFIER_NS,
+    OC_IP_NS,
+    OC_LINE_COMMON_NS,
+    OC_NETWORK_INSTANCE_NS,
+    OC_PLATFORM_NS,
+    OC_SYSTEM_NS,
+    OC_TERMINAL_DEVICE_NS,
+    OC_TRANSCEIVER_NS,
+)
 from lab.network import LabNetwork
+from tests.unit.fakes import FakeClock
 
 NS = "urn:example:lab"
 NSMAP = f'xmlns="{NS}" xmlns:nc="{BASE_NS}"'
@@ -536,3 +547,353 @@ def test_lab_backend_drives_admin_status_and_rollback_restores(clock: FakeSchedu
     )
     state = store.get(_xml(flt))
     assert int(state.findtext(f".//{{{OC_INTERFACES_NS}}}in-octets")) >= 0
+
+
+# OpenConfig by device role, on metro-ring (pure) -------------------------------------
+
+OC_NS = {
+    "if": OC_INTERFACES_NS,
+    "ip": OC_IP_NS,
+    "ni": OC_NETWORK_INSTANCE_NS,
+    "sys": OC_SYSTEM_NS,
+    "plat": OC_PLATFORM_NS,
+    "xcvr": OC_TRANSCEIVER_NS,
+    "term": OC_TERMINAL_DEVICE_NS,
+    "amp": OC_AMPLIFIER_NS,
+    "line": OC_LINE_COMMON_NS,
+}
+_ISIS_AF = (
+    "<af xmlns:oc-isis-types='http://openconfig.net/yang/isis-types'>"
+    "<afi-name>oc-isis-types:IPV4</afi-name><safi-name>oc-isis-types:UNICAST</safi-name>"
+)
+_PROTOCOL = "<protocol xmlns:oc-pol-types='http://openconfig.net/yang/policy-types'>"
+
+
+def _one(tree: Any, path: str) -> str:
+    """The text of the single node ``path`` selects (XPath over :data:`OC_NS`)."""
+    found = tree.xpath(path, namespaces=OC_NS)
+    assert len(found) == 1, (path, found)
+    return str(found[0])
+
+
+def _edit(body: str) -> Any:
+    return _xml(f"<config xmlns='{BASE_NS}'>{body}</config>")
+
+
+def _isis_metric(ifname: str, metric: int | str) -> Any:
+    return _edit(
+        f"<network-instances xmlns='{OC_NETWORK_INSTANCE_NS}'><network-instance>"
+        f"<name>DEFAULT</name><protocols>{_PROTOCOL}<identifier>oc-pol-types:ISIS</identifier>"
+        f"<name>ISIS</name><isis><interfaces><interface><interface-id>{ifname}</interface-id>"
+        f"<levels><level><level-number>2</level-number><afi-safi>{_ISIS_AF}"
+        f"<config><metric>{metric}</metric></config></af></afi-safi></level></levels>"
+        "</interface></interfaces></isis></protocol></protocols></network-instance>"
+        "</network-instances>"
+    )
+
+
+def _bgp_neighbor(address: str, body: str) -> Any:
+    return _edit(
+        f"<network-instances xmlns='{OC_NETWORK_INSTANCE_NS}'><network-instance>"
+        f"<name>DEFAULT</name><protocols>{_PROTOCOL}<identifier>oc-pol-types:BGP</identifier>"
+        f"<name>BGP</name><bgp><neighbors><neighbor><neighbor-address>{address}"
+        f"</neighbor-address><config>{body}</config></neighbor></neighbors></bgp></protocol>"
+        "</protocols></network-instance></network-instances>"
+    )
+
+
+def _interface(ifname: str, body: str) -> Any:
+    return _edit(
+        f"<interfaces xmlns='{OC_INTERFACES_NS}'><interface><name>{ifname}</name>"
+        f"<config>{body}</config></interface></interfaces>"
+    )
+
+
+def _amp_gain(amp: str, gain: float | str) -> Any:
+    return _edit(
+        f"<optical-amplifier xmlns='{OC_AMPLIFIER_NS}'><amplifiers><amplifier><name>{amp}</name>"
+        f"<config><target-gain>{gain}</target-gain></config></amplifier></amplifiers>"
+        "</optical-amplifier>"
+    )
+
+
+def _optical_channel(port: str, body: str) -> Any:
+    return _edit(
+        f"<components xmlns='{OC_PLATFORM_NS}'><component><name>{port}</name>"
+        f"<optical-channel xmlns='{OC_TERMINAL_DEVICE_NS}'><config>{body}</config>"
+        "</optical-channel></component></components>"
+    )
+
+
+_SESSION_STATE = "//ni:neighbor[ni:neighbor-address='{}']/ni:state/ni:session-state/text()"
+_AMP_STATE = "//amp:amplifier[amp:name='amp-a-b']/amp:state"
+
+
+@pytest.fixture
+def sim_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def metro(sim_clock: FakeClock) -> LabNetwork:
+    return LabNetwork.preset("metro-ring", clock=sim_clock)
+
+
+@pytest.fixture
+def lab_backend(metro: LabNetwork) -> LabNetworkBackend:
+    return LabNetworkBackend(metro)
+
+
+def _store(backend: LabNetworkBackend, device: str, clock: FakeScheduler) -> Datastore:
+    return Datastore(device, backend, clock)
+
+
+def test_router_serves_interfaces_bgp_isis_and_system(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, sim_clock: FakeClock
+) -> None:
+    store = _store(lab_backend, "pe1", clock)
+    config = store.get_config("running")
+    eth1 = "//if:interface[if:name='eth1']"
+    assert _one(config, f"{eth1}/if:config/if:mtu/text()") == "9000"
+    assert _one(config, f"{eth1}/if:config/if:description/text()") == "to p1 eth3"
+    assert _one(config, f"{eth1}/if:config/if:type/text()") == "ianaift:ethernetCsmacd"
+    address = f"{eth1}/if:subinterfaces/if:subinterface/ip:ipv4/ip:addresses/ip:address"
+    assert _one(config, f"{address}/ip:config/ip:prefix-length/text()") == "30"
+    assert _one(config, "//ni:bgp/ni:global/ni:config/ni:as/text()") == "65001"
+    assert _one(config, "//ni:neighbor[ni:neighbor-address='10.0.0.10']//ni:peer-as/text()") == (
+        "65005"
+    )
+    isis_eth2 = "//ni:isis//ni:interface[ni:interface-id='eth2']"
+    assert _one(config, f"{isis_eth2}//ni:af/ni:config/ni:metric/text()") == "15"
+    assert _one(config, "//sys:system/sys:config/sys:hostname/text()") == "pe1"
+    assert not config.xpath("//if:state | //ni:state", namespaces=OC_NS)  # config only
+
+    sim_clock.advance(30)
+    state = store.get()
+    assert _one(state, f"{eth1}/if:state/if:oper-status/text()") == "UP"
+    assert int(_one(state, f"{eth1}/if:state/if:counters/if:out-octets/text()")) > 0
+    assert _one(state, _SESSION_STATE.format("10.0.0.10")) == "ESTABLISHED"
+    received = "//ni:neighbor[ni:neighbor-address='10.0.0.10']//ni:prefixes/ni:received/text()"
+    assert int(_one(state, received)) > 0
+    assert _one(state, f"{isis_eth2}//ni:adjacency/ni:state/ni:adjacency-state/text()") == "UP"
+    assert 0 < int(_one(state, "//sys:cpu/sys:state/sys:total/sys:instant/text()")) <= 100
+    assert int(_one(state, "//sys:memory/sys:state/sys:used/text()")) > 0
+    # get-config stays config only after a get.
+    assert not store.get_config("running").xpath("//if:state", namespaces=OC_NS)
+
+
+def test_transponder_serves_optical_channel_transceiver_and_otn(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, metro: LabNetwork
+) -> None:
+    store = _store(lab_backend, "xp-a1", clock)
+    port = metro.optical_snapshot().line_ports["xp-a1:line1"]
+    assert port.frequency_thz is not None
+    och = "//plat:component[plat:name='xp-a1:line1']/term:optical-channel"
+    config = store.get_config("running")
+    assert _one(config, f"{och}/term:config/term:frequency/text()") == str(
+        round(port.frequency_thz * 1e6)
+    )
+    assert float(_one(config, f"{och}/term:config/term:target-output-power/text()")) in (
+        -8.5,
+        -8.0,
+        -7.5,
+    )
+    assert _one(config, "//term:channel[term:index='1']/term:config/term:admin-state/text()") == (
+        "ENABLED"
+    )
+
+    state = store.get()
+    rx = float(_one(state, f"{och}/term:state/term:input-power/term:instant/text()"))
+    assert rx == pytest.approx(port.rx_power_dbm, abs=0.3)
+    for leaf in ("output-power", "laser-bias-current", "chromatic-dispersion", "osnr"):
+        float(_one(state, f"{och}/term:state/term:{leaf}/term:instant/text()"))
+    xcvr = "//plat:component[plat:name='xp-a1:line1-transceiver']/plat:state"
+    assert 30.0 < float(_one(state, f"{xcvr}/plat:temperature/plat:instant/text()")) < 60.0
+    otn = "//term:channel[term:index='1']/term:otn/term:state"
+    assert 0.0 < float(_one(state, f"{otn}/term:pre-fec-ber/term:instant/text()")) < 1e-2
+    assert float(_one(state, f"{otn}/term:q-value/term:instant/text()")) > 7.0
+    assert float(_one(state, f"{otn}/term:esnr/term:instant/text()")) > 10.0
+    assert _one(state, f"{otn}/term:fec-uncorrectable-blocks/text()") == "0"
+    assert _one(state, "//term:channel/term:state/term:link-state/text()") == "UP"
+
+
+def test_amplifier_and_roadm_serve_their_power(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, metro: LabNetwork
+) -> None:
+    snap = metro.optical_snapshot()
+    amp = _store(lab_backend, "amp-a-b", clock)
+    config = amp.get_config("running")
+    assert float(_one(config, "//amp:amplifier/amp:config/amp:target-gain/text()")) == (
+        pytest.approx(snap.amplifiers["amp-a-b"].target_gain_db)
+    )
+    state = amp.get()
+    for leaf in ("actual-gain", "input-power-total", "output-power-total", "laser-bias-current"):
+        float(_one(state, f"{_AMP_STATE}/amp:{leaf}/amp:instant/text()"))
+    assert float(_one(state, f"{_AMP_STATE}/amp:max-gain/text()")) == 27.0
+
+    roadm = _store(lab_backend, "roadm-a", clock)
+    assert roadm.get_config("running").xpath("//plat:component/plat:name/text()", namespaces=OC_NS)
+    degree = snap.degree("roadm-a", "deg-1")
+    optical_port = "//plat:component[plat:name='deg-1']/plat:port/line:optical-port/line:state"
+    state = roadm.get()
+    power_in = float(_one(state, f"{optical_port}/line:input-power/line:instant/text()"))
+    assert power_in == pytest.approx(degree.input_power_dbm, abs=0.3)
+    float(_one(state, f"{optical_port}/line:output-power/line:instant/text()"))
+
+
+def test_isis_metric_commit_moves_traffic_and_rollback_moves_it_back(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, metro: LabNetwork, sim_clock: FakeClock
+) -> None:
+    store = _store(lab_backend, "pe1", clock)
+    sim_clock.advance(30)
+    before = metro.interface("pe1", "eth1").out_bps
+    assert before > 1e9  # pe1 sends through p1 at metric 1
+    store.edit_config(1, "candidate", _isis_metric("eth1", 1000))
+    assert metro.interface("pe1", "eth1").igp_metric == 1  # not before the commit
+    store.commit(1, confirmed=True, timeout=60)
+    sim_clock.advance(30)
+    assert metro.interface("pe1", "eth1").igp_metric == 1000
+    assert metro.interface("pe1", "eth1").out_bps < before / 100
+    assert metro.interface("pe1", "eth2").out_bps > 1e9
+    metric = "//ni:isis//ni:interface[ni:interface-id='eth1']//ni:af/ni:config/ni:metric/text()"
+    assert _one(store.get(), metric) == "1000"
+    clock.advance(60)  # unconfirmed: the rollback puts metric 1 back
+    sim_clock.advance(30)
+    assert metro.interface("pe1", "eth1").igp_metric == 1
+    assert metro.interface("pe1", "eth1").out_bps > 1e9
+
+
+def test_reenabling_a_bgp_neighbor_brings_the_session_back(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, sim_clock: FakeClock
+) -> None:
+    store = _store(lab_backend, "pe1", clock)
+    store.edit_config(1, "running", _bgp_neighbor("10.0.0.10", "<enabled>false</enabled>"))
+    sim_clock.advance(5)
+    assert _one(store.get(), _SESSION_STATE.format("10.0.0.10")) == "IDLE"
+    p1 = _store(lab_backend, "p1", clock)
+    assert _one(p1.get(), _SESSION_STATE.format("10.0.0.9")) == "ACTIVE"  # the far side waits
+    store.edit_config(1, "running", _bgp_neighbor("10.0.0.10", "<enabled>true</enabled>"))
+    sim_clock.advance(5)
+    state = store.get()
+    assert _one(state, _SESSION_STATE.format("10.0.0.10")) == "ESTABLISHED"
+    transitions = "//ni:neighbor[ni:neighbor-address='10.0.0.10']//ni:established-transitions"
+    assert _one(state, f"{transitions}/text()") == "3"
+
+
+def test_raising_target_gain_raises_output_power(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, metro: LabNetwork
+) -> None:
+    store = _store(lab_backend, "amp-a-b", clock)
+    output = f"{_AMP_STATE}/amp:output-power-total/amp:instant/text()"
+    before = float(_one(store.get(), output))
+    target = metro.optical_snapshot().amplifiers["amp-a-b"].target_gain_db + 2.0
+    store.edit_config(1, "running", _amp_gain("amp-a-b", round(target, 2)))
+    state = store.get()
+    assert float(_one(state, output)) > before + 1.5
+    assert float(_one(state, f"{_AMP_STATE}/amp:target-gain/text()")) == pytest.approx(target)
+    assert metro.optical_snapshot().amplifiers["amp-a-b"].target_gain_db == pytest.approx(target)
+
+
+def test_an_out_of_range_gain_is_rejected_and_changes_nothing(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, metro: LabNetwork
+) -> None:
+    store = _store(lab_backend, "amp-a-b", clock)
+    gain = metro.optical_snapshot().amplifiers["amp-a-b"].target_gain_db
+    running = etree.tostring(store.running)
+    with pytest.raises(RpcError) as err:
+        store.edit_config(1, "running", _amp_gain("amp-a-b", 40))
+    assert err.value.tag == "invalid-value"
+    assert err.value.path is not None and err.value.path.endswith("/config/target-gain")
+    assert "15.0-27.0 dB" in err.value.message
+    assert etree.tostring(store.running) == running
+    assert metro.optical_snapshot().amplifiers["amp-a-b"].target_gain_db == gain
+    # The candidate takes it, but neither validate nor commit let it through.
+    store.edit_config(1, "candidate", _amp_gain("amp-a-b", 5))
+    with pytest.raises(RpcError):
+        store.validate("candidate")
+    with pytest.raises(RpcError):
+        store.commit(1)
+    assert metro.optical_snapshot().amplifiers["amp-a-b"].target_gain_db == gain
+
+
+@pytest.mark.parametrize(
+    ("device", "edit", "leaf"),
+    [
+        ("pe1", _interface("eth1", "<mtu>100</mtu>"), "mtu"),
+        ("pe1", _interface("eth1", "<mtu>9300</mtu>"), "mtu"),
+        ("pe1", _interface("lo0", "<mtu>1500</mtu>"), "mtu"),
+        ("pe1", _interface("eth1", "<enabled>maybe</enabled>"), "enabled"),
+        ("pe1", _interface("eth99", "<enabled>false</enabled>"), "interface"),
+        ("pe1", _isis_metric("eth3", 10), "interface"),
+        ("pe1", _isis_metric("eth1", 0), "metric"),
+        ("pe1", _bgp_neighbor("10.9.9.9", "<enabled>false</enabled>"), "neighbor"),
+        ("pe1", _bgp_neighbor("10.0.0.10", "<peer-as>1</peer-as>"), "peer-as"),
+        (
+            "xp-a1",
+            _optical_channel("xp-a1:line1", "<target-output-power>0</target-output-power>"),
+            "target-output-power",
+        ),
+        ("xp-a1", _optical_channel("xp-a1:line1", "<frequency>191000000</frequency>"), "frequency"),
+        ("xp-a1", _optical_channel("xp-a1:client1", "<frequency>1</frequency>"), "config"),
+        ("amp-a-b", _amp_gain("amp-a-b", "loud"), "target-gain"),
+        ("amp-a-b", _amp_gain("amp-b-a", 20), "amplifier"),
+    ],
+)
+def test_validate_refuses_what_the_model_would(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, device: str, edit: Any, leaf: str
+) -> None:
+    store = _store(lab_backend, device, clock)
+    running = etree.tostring(store.running)
+    with pytest.raises(RpcError) as err:
+        store.edit_config(1, "running", edit)
+    assert err.value.tag == "invalid-value"
+    assert ("bad-element", leaf) in err.value.info
+    assert etree.tostring(store.running) == running
+    assert b"<error-path>/" in etree.tostring(err.value.to_xml())
+
+
+def test_only_changed_leaves_call_knobs(
+    lab_backend: LabNetworkBackend,
+    clock: FakeScheduler,
+    metro: LabNetwork,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    for knob in ("set_admin_status", "set_mtu", "set_description", "set_igp_metric"):
+        real = getattr(metro, knob)
+
+        def spy(*args: Any, _real: Any = real, _name: str = knob, **kwargs: Any) -> None:
+            calls.append(_name)
+            _real(*args, **kwargs)
+
+        monkeypatch.setattr(metro, knob, spy)
+    store = _store(lab_backend, "pe1", clock)
+    store.edit_config(1, "running", _interface("eth1", "<description>core A</description>"))
+    assert calls == ["set_description"]
+    assert metro.interface("pe1", "eth1").alias == "core A"
+    calls.clear()
+    store.edit_config(1, "running", _interface("eth1", "<mtu>9000</mtu><enabled>true</enabled>"))
+    assert calls == []  # the same values: nothing to do
+    store.edit_config(1, "running", _interface("eth2", "<mtu>1500</mtu>"))
+    assert calls == ["set_mtu"]
+    assert not metro.interface("pe1", "eth2").igp_up  # p2 still has 9000: no adjacency
+
+
+def test_target_output_power_sets_the_transmitter(
+    lab_backend: LabNetworkBackend, clock: FakeScheduler, metro: LabNetwork
+) -> None:
+    store = _store(lab_backend, "xp-a1", clock)
+    store.edit_config(
+        1,
+        "running",
+        _optical_channel("xp-a1:line1", "<target-output-power>-6.5</target-output-power>"),
+    )
+    och = "//plat:component[plat:name='xp-a1:line1']/term:optical-channel/term:state"
+    state = store.get()
+    assert float(_one(state, f"{och}/term:target-output-power/text()")) == -6.5
+    assert float(_one(state, f"{och}/term:output-power/term:instant/text()")) == pytest.approx(
+        -6.5, abs=0.3
+    )
+    assert metro.optical_snapshot(noise=False).line_ports["xp-a1:line1"].tx_power_dbm == (
+        pytest.approx(-6.5)
+    )
