@@ -14,16 +14,35 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX   ?=
 TORCH_ARGS    := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: demo test lint typecheck unit integration install install-dev clean
+.PHONY: demo test lint typecheck unit integration install install-dev system-deps clean
+
+# Tools the integration tests compare the lab with: net-snmp's command-line
+# tools and snmpd, yuma123's netconfd behind OpenSSH. Installed with apt-get
+# when missing and we may (root); otherwise those tests skip (and fail in CI).
+SYSTEM_TOOLS := snmpwalk snmpd netconfd sshd
+SYSTEM_PKGS  := snmp snmpd netconfd openssh-server
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/autonoc demo
 
-test: $(VENV)/.installed-dev lint typecheck
+test: $(VENV)/.installed-dev system-deps lint typecheck
 	$(PY) -m pytest -q
+
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do \
+	  PATH="$$PATH:/usr/sbin" command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (apt-get: $(SYSTEM_PKGS))"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PKGS) >/dev/null || \
+	      { apt-get update -q >/dev/null && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PKGS) >/dev/null; }; \
+	  else echo "note:$$missing missing: apt-get install $(SYSTEM_PKGS) (their tests skip)"; fi; \
+	fi
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autonoc import __version__
+from autonoc.cli_lab import lab_app
 from autonoc.cli_models import models_app
 from autonoc.core.errors import AutonocError, ConfigError
 from autonoc.core.logging import configure_logging
@@ -34,8 +35,6 @@ app = typer.Typer(
 inventory_app = typer.Typer(help="Validate and import device inventories.", no_args_is_help=True)
 incidents_app = typer.Typer(help="Incidents and their timelines.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-lab_app = typer.Typer(help="The simulated network: SNMP and NETCONF on loopback.",
-                      no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
@@ -371,83 +370,6 @@ def db_upgrade() -> None:
         console.print(f"schema at {current_revision(engine)}")
     except AutonocError as exc:
         raise _fail(exc) from exc
-
-
-# ---- lab ----------------------------------------------------------------------
-
-
-@lab_app.command("up")
-def lab_up(
-    preset: Annotated[
-        str, typer.Option("--topology", help="lab preset: ring4, ring4-wide")
-    ] = "ring4",
-    snmp_version: Annotated[
-        str, typer.Option(help="credentials in the inventory: v2c or v3")
-    ] = "v2c",
-) -> None:
-    """Serve the lab in the foreground until Ctrl-C; `autonoc lab status` tells how to reach it."""
-    from lab.service import run_lab
-
-    if snmp_version not in ("v2c", "v3"):
-        err.print(f"error: --snmp-version must be v2c or v3, not {snmp_version!r}")
-        raise typer.Exit(2)
-
-    def ready(status: dict[str, Any]) -> None:
-        console.print(f"lab up: {len(status['devices'])} devices, inventory {status['inventory']}; "
-                      "`autonoc lab status` lists endpoints; Ctrl-C or `autonoc lab down` stops it")
-
-    try:
-        settings = _settings()
-        version: Literal["v2c", "v3"] = "v3" if snmp_version == "v3" else "v2c"
-        run_lab(settings.home, preset=preset, host=settings.lab.host,
-                snmp_version=version, on_ready=ready)
-    except AutonocError as exc:
-        raise _fail(exc) from exc
-    console.print("lab down")
-
-
-@lab_app.command("status")
-def lab_status(as_json: JsonOpt = False) -> None:
-    """The running lab's devices and endpoints (exit 1 when no lab runs).
-
-    The JSON output includes credentials, for tools that must reach the devices.
-    """
-    from lab.service import read_status
-
-    try:
-        status = read_status(_settings().home)
-    except AutonocError as exc:
-        raise _fail(exc) from exc
-    if status is None:
-        if as_json:
-            _emit({"running": False})
-        else:
-            console.print("no lab is running; start one with `autonoc lab up`")
-        raise typer.Exit(1)
-    if as_json:
-        _emit({"running": True, **status})
-        return
-    table = Table(title=f"lab (pid {status['pid']}, preset {status['preset']})")
-    for column in ("device", "role", "snmp", "netconf"):
-        table.add_column(column)
-    for d in status["devices"]:
-        snmp, nc = d["snmp"], d["netconf"]
-        table.add_row(d["name"], d["role"], f"{snmp['version']} {snmp['host']}:{snmp['port']}",
-                      f"{nc['host']}:{nc['port']}" if nc else "")
-    console.print(table)
-    console.print(f"inventory: {status['inventory']} (credentials: `autonoc lab status --json`)")
-
-
-@lab_app.command("down")
-def lab_down() -> None:
-    """Stop the running lab."""
-    from lab.service import stop_lab
-
-    try:
-        stopped = stop_lab(_settings().home)
-    except AutonocError as exc:
-        raise _fail(exc) from exc
-    console.print("lab stopped" if stopped else "no lab was running")
 
 
 def main() -> None:

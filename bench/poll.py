@@ -60,12 +60,19 @@ async def _pysnmp_round(engine: SnmpEngine, devices: list[Device]) -> int:
     for device in devices:
         assert isinstance(device.snmp, SnmpV2c)
         auth = CommunityData(device.snmp.community.get_secret_value(), mpModel=1)
-        target = await UdpTransportTarget.create((device.mgmt.host, device.mgmt.snmp_port),
-                                                 timeout=2, retries=1)
+        target = await UdpTransportTarget.create(
+            (device.mgmt.host, device.mgmt.snmp_port), timeout=2, retries=1
+        )
         for column in IF_POLL_COLUMNS:
             async for err, status, _, rows in bulk_walk_cmd(
-                engine, auth, target, ContextData(), 0, 25,
-                ObjectType(ObjectIdentity(column)), lexicographicMode=False,
+                engine,
+                auth,
+                target,
+                ContextData(),
+                0,
+                25,
+                ObjectType(ObjectIdentity(column)),
+                lexicographicMode=False,
             ):
                 if err or status:
                     raise RuntimeError(f"{device.name}: {err or status}")
@@ -123,15 +130,15 @@ assert timings.
 ## One IF-MIB interface poll (SNMP v2c over loopback)
 
 Command: `{command}`
-Machine: {machine}; lab preset `ring4-wide` ({result['devices']} routers: two PEs with
+Machine: {machine}; lab preset `ring4-wide` ({result["devices"]} routers: two PEs with
 40 interfaces, two Ps with 3), served by the pysnmp-based simulator in the same process. Median of
-{result['rounds']} interleaved rounds, one device at a time.
+{result["rounds"]} interleaved rounds, one device at a time.
 
 | poller | ms per device poll | polls/s | values per poll |
 |---|---|---|---|
 {rows}
 
-Ratio, pysnmp `bulk_walk_cmd` time ÷ autonoc time: **{result['ratio_pysnmp_over_autonoc']}×**
+Ratio, pysnmp `bulk_walk_cmd` time ÷ autonoc time: **{result["ratio_pysnmp_over_autonoc"]}×**
 (above 1 means autonoc is faster). autonoc walks all columns in shared GETBULK
 requests and returns canonical samples with rates (values per poll counts
 samples); the pysnmp loop walks column by column and returns raw var-binds.
@@ -148,9 +155,10 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="write the markdown report here")
     args = parser.parse_args()
     configure_logging("WARNING")
-    with LabRunner(LabNetwork.preset("ring4-wide")) as lab, Progress(
-        transient=True, disable=args.json
-    ) as progress:
+    with (
+        LabRunner(LabNetwork.preset("ring4-wide")) as lab,
+        Progress(transient=True, disable=args.json) as progress,
+    ):
         devices = list(lab.inventory.devices)
         result = asyncio.run(_measure(args.rounds, devices, progress))
     command = ("python bench/poll.py " + " ".join(sys.argv[1:])).strip()

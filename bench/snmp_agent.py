@@ -161,6 +161,20 @@ def _serve_pysnmp() -> None:
     asyncio.run(main())
 
 
+def _serve_lab(devices: int) -> None:
+    from lab.network import LabNetwork
+    from lab.runner import LabRunner
+    from lab.topology import generate
+
+    async def main() -> None:
+        network = LabNetwork(generate(devices))
+        with LabRunner(network, community=COMMUNITY, write_community=WRITE_COMMUNITY) as lab:
+            _announce(lab.ports)
+            await _until_terminated()
+
+    asyncio.run(main())
+
+
 def _announce(ports: dict[str, int]) -> None:
     sys.stdout.write(json.dumps(ports) + "\n")
     sys.stdout.flush()
@@ -340,18 +354,22 @@ def _measure(agent: _Agent, rounds: int, repeat: int, workers: int, progress: Pr
     return Figures(agent.name, len(agent.targets), rounds * len(jobs), varbinds, wall, cpu)
 
 
-def run(devices: int, rounds: int, pysnmp_repeat: int, workers: int, quiet: bool) -> dict[str, Any]:
-    """Measure the three agents in turn; the figures as a JSON-ready dict."""
+def run(
+    devices: int, rounds: int, pysnmp_repeat: int, workers: int, quiet: bool, lab_devices: int
+) -> dict[str, Any]:
+    """Measure the agents in turn; the figures as a JSON-ready dict."""
     results: list[Figures] = []
     with Progress(transient=True, disable=quiet) as progress:
         with _python_agent("lab.snmp (fast)", "fast", devices) as agent:
             results.append(_measure(agent, rounds, 1, workers, progress))
+        with _python_agent(f"lab (live model, {lab_devices} routers)", "lab", lab_devices) as agent:
+            results.append(_measure(agent, 1, 1, workers, progress))
         with _python_agent("lab.agent (pysnmp)", "pysnmp", 0) as agent:
             results.append(_measure(agent, rounds, pysnmp_repeat, workers, progress))
         with _snmpd_agent() as agent:
             # As many walks as the fast agent got, so the client load is alike.
             results.append(_measure(agent, rounds, devices, workers, progress))
-    fast, _, snmpd = results
+    fast, lab, _, snmpd = results
     demand = PROJECTED_DEVICES * PROJECTED_VARBINDS / PROJECTED_INTERVAL_S
     return {
         "devices": devices,
@@ -377,6 +395,7 @@ def run(devices: int, rounds: int, pysnmp_repeat: int, workers: int, quiet: bool
             "interval_s": PROJECTED_INTERVAL_S,
             "varbinds_per_s": round(demand),
             "fast_agent_cores": round(demand / fast.varbinds_per_cpu_s, 3),
+            "lab_cores": round(demand / lab.varbinds_per_cpu_s, 3),
         },
     }
 
@@ -406,6 +425,9 @@ ifTable and ifXTable, {result["workers"]} walks in parallel, {result["rounds"]} 
 
 - `lab.snmp (fast)`: `SnmpAgentServer`, one process, one UDP socket per device,
   each a 40-interface `StaticMib` (1,000 IF-MIB varbinds per device).
+- `lab (live model)`: `autonoc lab up --devices N` as it runs: a generated Clos
+  fabric, every value computed from the network model at request time
+  (counters integrated, routing, BGP), each router walked once.
 - `lab.agent (pysnmp)`: the pysnmp-based agents over `ring4-wide` (values come
   from the live network model, which adds its own cost to pysnmp's).
 - `snmpd`: net-snmp's agent serving this host's interfaces (few per walk, so its
@@ -417,8 +439,8 @@ the same cores); varbinds per agent CPU-second is the figure to compare.
 
 **Projection**: {p["devices"]:,} devices × {p["varbinds_per_device"]} varbinds every
 {p["interval_s"]} s = {p["varbinds_per_s"]:,} varbinds/s, which costs the fast agent
-**{p["fast_agent_cores"]} of one core** (StaticMib values; a MIB that computes its
-values adds that work on top).
+**{p["fast_agent_cores"]} of one core** with static values, and the lab serving its
+live network model **{p["lab_cores"]} of one core** (target: under 1).
 {MARK_END}
 """
 
@@ -447,7 +469,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8, help="walks run in parallel")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--write", type=Path, help="update the report section in this file")
-    parser.add_argument("--serve", choices=["fast", "pysnmp"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--lab-devices", type=int, default=2000, help="routers in the live-model lab run"
+    )
+    parser.add_argument("--serve", choices=["fast", "pysnmp", "lab"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "fast":
         _serve_fast(args.devices)
@@ -455,12 +480,22 @@ def main() -> int:
     if args.serve == "pysnmp":
         _serve_pysnmp()
         return 0
+    if args.serve == "lab":
+        _serve_lab(args.devices)
+        return 0
     if not sys.platform.startswith("linux"):
         parser.error("this benchmark reads agent CPU time from /proc: Linux only")
     for tool in ("snmpbulkwalk", "snmpget"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} not found: apt-get install snmp")
-    result = run(args.devices, args.rounds, args.pysnmp_repeat, args.workers, quiet=args.json)
+    result = run(
+        args.devices,
+        args.rounds,
+        args.pysnmp_repeat,
+        args.workers,
+        quiet=args.json,
+        lab_devices=args.lab_devices,
+    )
     command = ("python bench/snmp_agent.py " + " ".join(sys.argv[1:])).strip()
     section = markdown(result, command)
     print(json.dumps(result, indent=2) if args.json else section)

@@ -385,6 +385,10 @@ class SnmpClient:
         self._engine: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._targets: dict[tuple[str, int], Any] = {}
+        # Rows seen per walk last time, per (device, roots): GETBULK then asks for
+        # little more than the table holds instead of decoding max_repetitions
+        # rows of whatever follows it (pysnmp's decoder is the costly part).
+        self._rows_hint: dict[tuple[str, tuple[str, ...]], int] = {}
 
     async def get(self, device: Device, oids: Sequence[str]) -> dict[str, Any]:
         """GET ``oids``; a missing instance maps to None.
@@ -426,6 +430,8 @@ class SnmpClient:
         position = dict.fromkeys(roots, "")  # last OID seen per root; "" = the root itself
         pending_scalars = [_oid_str(s) for s in scalars]
         out: dict[str, Any] = {}
+        hint_key = (device.name, tuple(roots))
+        max_reps = min(self.settings.max_repetitions, self._rows_hint.get(hint_key, 10**6))
         with self._errors(device):
             while position or pending_scalars:
                 active = list(position)
@@ -452,17 +458,20 @@ class SnmpClient:
                         target,
                         ContextData(),
                         len(pending_scalars),
-                        self.settings.max_repetitions,
+                        max_reps,
                         *_object_types(asked),
                         lookupMib=False,
                     )
                     _check(ind, status, index, asked)
-                    n_scalars, reps = len(pending_scalars), self.settings.max_repetitions
+                    n_scalars, reps = len(pending_scalars), max_reps
                 for want, (name, value) in zip(pending_scalars, vbs[:n_scalars], strict=False):
                     if _oid_str(name) == want and not isinstance(value, univ.Null):
                         out[want] = _to_python(value)
                 pending_scalars = []
                 self._advance(vbs[n_scalars:], active, roots, position, out, reps)
+        if roots:
+            rows = len(out) // len(roots)
+            self._rows_hint[hint_key] = max(2, rows + 2)
         return out
 
     @staticmethod

@@ -346,6 +346,7 @@ class LabNetwork:
         self._optical_devices: dict[str, DeviceInfo] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self._routing: _Routing | None = None
+        self._prefix_cache: dict[tuple[str, bool], int] | None = None
         self._optical_cache: tuple[float, int, OpticalSnapshot] | None = None
         self._optical_version = 0
         self._channel_up: dict[str, bool] = {}
@@ -1022,6 +1023,7 @@ class LabNetwork:
     def _refresh(self, t: float, announce: bool = True) -> None:
         """Recompute oper status, adjacencies, BGP and routing after any change."""
         events: list[Event] = []
+        self._prefix_cache = None
         self._refresh_optical()
         for intf in self._ifaces:
             oper = self._oper(intf, t)
@@ -1284,7 +1286,15 @@ class LabNetwork:
         )
 
     def _prefixes_by_component(self) -> dict[tuple[str, bool], int]:
-        """Prefixes each router can see: all those originated in its BGP-connected component."""
+        """Prefixes each router can see: all those originated in its BGP-connected component.
+
+        Cached until the next :meth:`_refresh` (BGP state changes only there).
+        """
+        if self._prefix_cache is None:
+            self._prefix_cache = self._count_prefixes()
+        return self._prefix_cache
+
+    def _count_prefixes(self) -> dict[tuple[str, bool], int]:
         parent = {name: name for name in self._routers}
 
         def find(x: str) -> str:

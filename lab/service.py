@@ -2,9 +2,10 @@
 
 ``up`` serves every simulated device over SNMP and NETCONF on loopback,
 writes the platform's ``inventory.yaml`` and a ``status.json`` that tells any
-external tool how to reach each device, and runs until SIGINT or SIGTERM.
-Both files hold credentials, so they are written atomically with mode 0600
-and removed on exit.
+external tool how to reach each device, opens the control socket (faults and
+ground truth), and runs until SIGINT or SIGTERM. ``up --detach`` does the same
+in a daemon process and returns once it is serving. Both files hold
+credentials, so they are written atomically with mode 0600 and removed on exit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import contextlib
 import json
 import os
 import signal
-import tempfile
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,48 +25,34 @@ from typing import Any, Literal
 import yaml
 
 from autonoc.core.errors import LabError
-from autonoc.core.inventory import Inventory, NetconfCredentials, SnmpV2c
-from lab.netconf.server import NetconfRunner
-from lab.network import LabNetwork
-from lab.runner import LabRunner, plain_inventory
+from autonoc.core.inventory import Inventory, SnmpV2c
+from lab.control import ControlServer
+from lab.faults import FaultInjector
+from lab.network import LabNetwork, SimClock
+from lab.runner import LabRunner, plain_inventory, write_private
+from lab.topology import resolve_topology
 
-__all__ = ["lab_dir", "read_status", "run_lab", "stop_lab"]
+__all__ = [
+    "control_path",
+    "lab_dir",
+    "read_status",
+    "run_lab",
+    "start_detached",
+    "stop_lab",
+]
 
 
 def lab_dir(home: Path) -> Path:
     return home / "lab"
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def control_path(home: Path) -> Path:
+    return lab_dir(home) / "control.sock"
 
 
-def _with_netconf(inventory: Inventory, netconf: NetconfRunner) -> Inventory:
-    creds = NetconfCredentials(
-        username=netconf.username, password=netconf.password, hostkey_verify=False
-    )
-    devices = tuple(
-        d.model_copy(
-            update={
-                "netconf": creds,
-                "mgmt": d.mgmt.model_copy(update={"netconf_port": netconf.ports[d.name]}),
-            }
-        )
-        for d in inventory.devices
-    )
-    return inventory.model_copy(update={"devices": devices})
-
-
-def _status(inventory: Inventory, inventory_path: Path, preset: str) -> dict[str, Any]:
+def _status(
+    inventory: Inventory, inventory_path: Path, topology: str, speed: float, home: Path
+) -> dict[str, Any]:
     devices = []
     for d in inventory.devices:
         snmp: dict[str, Any] = {"host": d.mgmt.host, "port": d.mgmt.snmp_port}
@@ -93,6 +81,7 @@ def _status(inventory: Inventory, inventory_path: Path, preset: str) -> dict[str
             {
                 "name": d.name,
                 "role": d.role.value,
+                "site": d.site,
                 "inventory": str(inventory_path),
                 "snmp": snmp,
                 "netconf": netconf,
@@ -100,9 +89,12 @@ def _status(inventory: Inventory, inventory_path: Path, preset: str) -> dict[str
         )
     return {
         "pid": os.getpid(),
-        "preset": preset,
+        "topology": topology,
+        "preset": topology,
+        "speed": speed,
         "started_at": time.time(),
         "inventory": str(inventory_path),
+        "control": str(control_path(home)),
         "devices": devices,
     }
 
@@ -110,15 +102,76 @@ def _status(inventory: Inventory, inventory_path: Path, preset: str) -> dict[str
 def run_lab(
     home: Path,
     *,
-    preset: str = "ring4",
+    topology: str | None = "metro-ring",
+    devices: int | None = None,
+    speed: float = 1.0,
     host: str = "127.0.0.1",
     snmp_version: Literal["v2c", "v3"] = "v2c",
+    netconf: bool = True,
+    trap_target: tuple[str, int] | None = None,
+    seed: int = 7,
     on_ready: Callable[[dict[str, Any]], None] = lambda status: None,
 ) -> None:
     """Serve the lab until SIGINT or SIGTERM; files are removed on the way out.
 
     Raises:
-        LabError: another lab is already running for this home, or a server cannot start.
+        LabError: another lab is already running for this home, a bad
+            topology, or a server cannot start.
+    """
+    existing = read_status(home)
+    if existing is not None:
+        raise LabError(
+            f"a lab is already running for {home} (pid {existing['pid']}); "
+            "stop it with `autonoc lab down`"
+        )
+    topo = resolve_topology(topology, devices, seed)
+    directory = lab_dir(home)
+    inventory_path = directory / "inventory.yaml"
+    status_path = directory / "status.json"
+    clock = SimClock(speed=speed)
+    network = LabNetwork(topo, clock=clock)
+    faults = FaultInjector(network)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    control: ControlServer | None = None
+    try:
+        with LabRunner(
+            network,
+            host=host,
+            snmp_version=snmp_version,
+            netconf=netconf,
+            trap_target=trap_target,
+        ) as lab:
+            inventory = lab.inventory
+            write_private(
+                inventory_path, yaml.safe_dump(plain_inventory(inventory), sort_keys=False)
+            )
+            control = ControlServer(control_path(home), network, faults, clock)
+            status = _status(inventory, inventory_path, topo.name, speed, home)
+            write_private(status_path, json.dumps(status, indent=2))
+            on_ready(status)
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if control is not None:
+            control.close()
+        status_path.unlink(missing_ok=True)
+        inventory_path.unlink(missing_ok=True)
+
+
+def start_detached(home: Path, args: list[str], timeout: float = 120.0) -> dict[str, Any]:
+    """Run ``autonoc lab up ARGS`` as a daemon and return its status once it serves.
+
+    Its output goes to ``AUTONOC_HOME/lab/lab.log``.
+
+    Raises:
+        LabError: it exited or did not come up within ``timeout`` seconds.
     """
     existing = read_status(home)
     if existing is not None:
@@ -127,36 +180,33 @@ def run_lab(
             "stop it with `autonoc lab down`"
         )
     directory = lab_dir(home)
-    inventory_path = directory / "inventory.yaml"
-    status_path = directory / "status.json"
-    network = LabNetwork.preset(preset)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with (
-            LabRunner(network, host=host, snmp_version=snmp_version) as snmp_lab,
-            NetconfRunner.for_network(network, host=host) as netconf,
-        ):
-            inventory = _with_netconf(snmp_lab.inventory, netconf)
-            body = plain_inventory(inventory)
-            for device, model in zip(body["devices"], inventory.devices, strict=True):
-                if model.netconf is not None and model.netconf.password is not None:
-                    device["netconf"]["password"] = model.netconf.password.get_secret_value()
-            _write_private(inventory_path, yaml.safe_dump(body, sort_keys=False))
-            status = _status(inventory, inventory_path, preset)
-            _write_private(status_path, json.dumps(status, indent=2))
-            on_ready(status)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        status_path.unlink(missing_ok=True)
-        inventory_path.unlink(missing_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / "lab.log"
+    env = {**os.environ, "AUTONOC_HOME": str(home)}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autonoc", "lab", "up", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the shell that started it
+            env=env,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = read_status(home)
+        if status is not None and int(status["pid"]) == proc.pid:
+            return status
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            raise LabError(
+                f"the lab exited with status {proc.returncode}: " + " | ".join(tail)
+                if tail
+                else f"the lab exited with status {proc.returncode}; see {log_path}"
+            )
+        time.sleep(0.2)
+    proc.terminate()
+    raise LabError(f"the lab did not come up within {timeout:.0f} s; see {log_path}")
 
 
 def _alive(pid: int) -> bool:

@@ -70,7 +70,7 @@ def pot_threshold(
     excesses = scores[scores > t] - t
     if excesses.size < MIN_EXCESSES or float(np.ptp(excesses)) == 0.0:
         return fallback
-    from scipy.stats import genpareto  # type: ignore[import-untyped]
+    from scipy.stats import genpareto
 
     try:
         with warnings.catch_warnings():

@@ -31,7 +31,8 @@ def mask_url(url: str) -> str:
         netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
     query = "&".join(
         f"{key}=***" if key.lower() in SECRET_KEYS else pair
-        for pair in parts.query.split("&") if pair
+        for pair in parts.query.split("&")
+        if pair
         for key in [pair.split("=", 1)[0]]
     )
     if netloc == parts.netloc and query == parts.query:

@@ -140,6 +140,20 @@ class LabNetworkBackend:
             self._applied[device] = settings
         return tree
 
+    def drifted_config(self, device: str) -> Element | None:
+        """The model's configuration when it changed outside NETCONF since last applied, else None.
+
+        Faults (an MTU pushed by hand, a neighbour shut) and SNMP SETs change
+        the model directly; the datastore adopts what this returns.
+        """
+        tree = self._tree(device, state=False)
+        settings = self._settings(device, tree)
+        with self._lock:
+            if settings == self._applied.get(device):
+                return None
+            self._applied[device] = settings
+        return tree
+
     def validate(self, device: str, config: Element) -> None:
         """Check ``config`` against the model without changing anything.
 

@@ -264,14 +264,33 @@ class Datastore:
         """The session id holding ``target``'s lock, or None."""
         return self._locks.get(target)
 
+    def _adopt_drift(self) -> None:
+        """Take in configuration changed behind NETCONF's back (a CLI push, an SNMP SET).
+
+        A real device's running configuration shows such changes; a backend
+        that can tell (``drifted_config``) hands the new tree over. An
+        untouched candidate follows running; an edited one keeps its edits.
+        """
+        drifted = getattr(self._backend, "drifted_config", None)
+        if drifted is None or self._pending is not None:
+            return
+        tree = drifted(self.device)
+        if tree is None:
+            return
+        self._running = self._as_data(tree)
+        if not self._candidate_dirty:
+            self._candidate = copy.deepcopy(self._running)
+
     # Operations -------------------------------------------------------------
 
     def get_config(self, source: str, filter_: Element | None = None) -> Element:
         """``<data>`` with ``source``'s configuration, subtree-filtered when given."""
+        self._adopt_drift()
         return subtree_filter(self._tree(source), filter_)
 
     def get(self, filter_: Element | None = None) -> Element:
         """``<data>`` with running configuration and operational state, filtered."""
+        self._adopt_drift()
         merged = copy.deepcopy(self._running)
         state = self._backend.operational(self.device)
         for child in list(_children(state)):

@@ -25,8 +25,12 @@ def test_ctrl_c_mid_demo_leaves_nothing_running(tmp_path: Path) -> None:
     # Its own session and process group, as a terminal gives a foreground job;
     # SIGINT is left at its default so Python turns it into KeyboardInterrupt.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autonoc", "demo"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "autonoc", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: queue.Queue[str] = queue.Queue()

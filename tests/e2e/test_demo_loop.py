@@ -21,8 +21,17 @@ from tests.integration.conftest import _fresh_postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-EXPECTED_STEPS = ["detected", "triaged", "diagnosed", "planned", "policy", "dispatched",
-                  "acted", "verified", "resolved"]
+EXPECTED_STEPS = [
+    "detected",
+    "triaged",
+    "diagnosed",
+    "planned",
+    "policy",
+    "dispatched",
+    "acted",
+    "verified",
+    "resolved",
+]
 
 
 def _autonoc(
@@ -30,7 +39,11 @@ def _autonoc(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "autonoc", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -14,8 +14,14 @@ from tests.integration.conftest import Backend
 
 def _autonoc(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("AUTONOC_")}
-    return subprocess.run([sys.executable, "-m", "autonoc", *args], env={**base, **env},
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "autonoc", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_unreachable_redis_fails_within_seconds_naming_the_masked_url(tmp_path: Path) -> None:
@@ -40,8 +46,10 @@ def test_doctor_reports_each_backend(backend: Backend) -> None:
 
 
 def test_doctor_fails_on_a_dead_database(tmp_path: Path) -> None:
-    env = {"AUTONOC_HOME": str(tmp_path),
-           "AUTONOC_DATABASE_URL": "postgresql://nobody:pw@127.0.0.1:9/none"}
+    env = {
+        "AUTONOC_HOME": str(tmp_path),
+        "AUTONOC_DATABASE_URL": "postgresql://nobody:pw@127.0.0.1:9/none",
+    }
     run = _autonoc(["doctor", "--json"], env)
     assert run.returncode == 1
     checks = {c["name"]: c for c in json.loads(run.stdout)}

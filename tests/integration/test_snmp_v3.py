@@ -47,8 +47,9 @@ def test_v3_poll_gives_rates_and_set_works(lab: LabRunner) -> None:
             (await collector.collect(device, CollectRequest())).raise_for_status()
             await asyncio.sleep(1.0)
             second = (await collector.collect(device, CollectRequest())).raise_for_status()
-            rate = next(s.value for s in second.samples
-                        if (s.metric, s.instance) == ("if_in_bps", "eth1"))
+            rate = next(
+                s.value for s in second.samples if (s.metric, s.instance) == ("if_in_bps", "eth1")
+            )
             names = await client.walk(device, ["1.3.6.1.2.1.31.1.1.1.1"])
             index = next(oid.rsplit(".", 1)[1] for oid, v in names.items() if str(v) == "eth1")
             await client.set(device, f"{IF_ADMIN_STATUS}.{index}", 2)

@@ -40,8 +40,9 @@ def _run(backend: Backend, lab: LabRunner, tmp_path: Path, plan: ActionPlan) -> 
     settings = backend.settings().model_copy(update={"inventory": inventory})
     app = make_celery(settings, backend.redis_url)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        async_result = app.send_task(RUN_PLAYBOOK, args=[plan.model_dump(mode="json")],
-                                     queue=PLAYBOOK_QUEUE)
+        async_result = app.send_task(
+            RUN_PLAYBOOK, args=[plan.model_dump(mode="json")], queue=PLAYBOOK_QUEUE
+        )
         return ActionResult.model_validate(async_result.get(timeout=60))
 
 

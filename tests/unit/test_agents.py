@@ -238,8 +238,13 @@ class FakeIncidents:
         instance: str | None = None,
         closed_at: Any = None,
     ) -> None:
-        fields = {"status": status, "fault_kind": fault_kind, "title": title, "device": device,
-                  "instance": instance}
+        fields = {
+            "status": status,
+            "fault_kind": fault_kind,
+            "title": title,
+            "device": device,
+            "instance": instance,
+        }
         fields["closed_at"] = closed_at
         self.updates.append((incident_id, {k: v for k, v in fields.items() if v is not None}))
 

@@ -25,8 +25,10 @@ links:
     b: {device: p1, port: eth1}
 """
 
-BAD_ROLE = GOOD.replace("role: router\n    mgmt: {host: 127.0.0.1, snmp_port: 16102}",
-                        "role: toaster\n    mgmt: {host: 127.0.0.1, snmp_port: 16102}")
+BAD_ROLE = GOOD.replace(
+    "role: router\n    mgmt: {host: 127.0.0.1, snmp_port: 16102}",
+    "role: toaster\n    mgmt: {host: 127.0.0.1, snmp_port: 16102}",
+)
 
 
 def test_help_lists_the_commands() -> None:
@@ -42,7 +44,11 @@ def test_validate_accepts_a_good_inventory(tmp_path: Path) -> None:
     result = runner.invoke(app, ["inventory", "validate", str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
-        "valid": True, "path": str(path), "devices": 2, "links": 1, "roles": ["router"],
+        "valid": True,
+        "path": str(path),
+        "devices": 2,
+        "links": 1,
+        "roles": ["router"],
     }
 
 
