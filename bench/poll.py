@@ -122,16 +122,12 @@ def _markdown(result: dict[str, Any], command: str) -> str:
         f"| {result['values_per_poll'][name]} |"
         for name in result["ms_per_device_poll"]
     )
-    return f"""# Benchmarks
-
-Figures come from `bench/`; re-run the command to refresh them. Tests never
-assert timings.
-
+    return f"""<!-- bench:poll -->
 ## One IF-MIB interface poll (SNMP v2c over loopback)
 
 Command: `{command}`
 Machine: {machine}; lab preset `ring4-wide` ({result["devices"]} routers: two PEs with
-40 interfaces, two Ps with 3), served by the pysnmp-based simulator in the same process. Median of
+40 interfaces, two Ps with 3), served by the lab simulator in the same process. Median of
 {result["rounds"]} interleaved rounds, one device at a time.
 
 | poller | ms per device poll | polls/s | values per poll |
@@ -145,7 +141,20 @@ samples); the pysnmp loop walks column by column and returns raw var-binds.
 The simulator answers in the same process, so both figures include its
 encoding cost; against real devices, network round trips dominate and favour
 fewer requests further.
+<!-- /bench:poll -->
 """
+
+
+def _write_section(path: Path, section: str) -> None:
+    """Replace this benchmark's marked section of ``path`` (others stay), or append it."""
+    begin_mark, end_mark = "<!-- bench:poll -->", "<!-- /bench:poll -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    begin, end = text.find(begin_mark), text.find(end_mark)
+    if begin != -1 and end > begin:
+        text = text[:begin] + section.rstrip("\n") + text[end + len(end_mark) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def main() -> int:
@@ -167,7 +176,7 @@ def main() -> int:
     else:
         print(_markdown(result, command))
     if args.write:
-        args.write.write_text(_markdown(result, command))
+        _write_section(args.write, _markdown(result, command))
     return 0
 
 

@@ -79,6 +79,8 @@ __all__ = [
 COUNTER32_MODULUS = 2**32
 STEP_S = 5.0
 """The longest integration step, in simulated seconds."""
+MIN_STEP_S = 0.5
+"""Rates are recomputed at most this often (simulated seconds) unless something changes."""
 IGP_MAX_METRIC = 16_777_214
 """IS-IS wide-metric maximum: a link at this metric is used only when nothing else is left."""
 LOSS_THRESHOLD = 0.01
@@ -340,6 +342,8 @@ class LabNetwork:
         self._lock = threading.RLock()
         self._boot = clock()
         self._t = self._boot
+        self._now_seen = self._boot
+        self._flapping = 0
         self._routers: dict[str, _Router] = {}
         self._ifaces: list[_Interface] = []
         self._links: list[_Link] = []
@@ -638,14 +642,14 @@ class LabNetwork:
     def interface(self, device: str, ifname: str, at: float | None = None) -> InterfaceState:
         """A snapshot of ``device:ifname`` now (``at`` is accepted for compatibility)."""
         with self._lock:
-            self._sync()
-            return self._state(self._interface(device, ifname))
+            t = self._sync()
+            return self._state(self._interface(device, ifname), t)
 
     def interfaces(self, device: str, at: float | None = None) -> list[InterfaceState]:
         """Snapshots of every interface of ``device``, in ifIndex order."""
         with self._lock:
-            self._sync()
-            return [self._state(i) for i in self._router(device).interfaces.values()]
+            t = self._sync()
+            return [self._state(i, t) for i in self._router(device).interfaces.values()]
 
     def bgp_sessions(self, device: str) -> list[BgpSessionState]:
         """``device``'s eBGP sessions, ordered by peer address."""
@@ -843,6 +847,7 @@ class LabNetwork:
         with self._lock:
             t = self._sync()
             self._interface(device, ifname).flap_period = period_s
+            self._flapping = sum(1 for i in self._ifaces if i.flap_period)
             self._refresh(t)
 
     def set_crc_errors(self, device: str, ifname: str, rate: float) -> None:
@@ -1004,16 +1009,23 @@ class LabNetwork:
         return self._ifaces[link.b if link.a == intf.idx else link.a]
 
     def _sync(self) -> float:
-        """Advance the state to the clock's now (never backwards) and return that instant."""
-        t = max(self._t, self.clock())
-        while self._t < t:
-            dt = min(STEP_S, t - self._t)
-            t_end = self._t + dt
-            if any(i.flap_period for i in self._ifaces):
+        """Bring the state up to the clock's now (never backwards) and return that instant.
+
+        Rates are recomputed at most every :data:`MIN_STEP_S` (and at every
+        change); in between, counters are read as the last commit plus rate
+        times the time since, which the next commit then makes permanent, so
+        reads stay exact and monotonic at a fraction of the cost.
+        """
+        t = max(self._now_seen, self.clock())
+        self._now_seen = t
+        while t - self._t >= MIN_STEP_S:
+            t_end = min(t, self._t + STEP_S)
+            if self._flapping:
                 self._refresh(t_end)
-            self._step(self._t + dt / 2.0, dt)
-            self._t = t_end
-        return self._t
+            else:
+                self._advance_to(t_end)
+                self._rates(t_end)
+        return t
 
     def _optical_changed(self, t: float) -> None:
         self._optical_version += 1
@@ -1022,6 +1034,7 @@ class LabNetwork:
 
     def _refresh(self, t: float, announce: bool = True) -> None:
         """Recompute oper status, adjacencies, BGP and routing after any change."""
+        self._advance_to(t)
         events: list[Event] = []
         self._prefix_cache = None
         self._refresh_optical()
@@ -1070,6 +1083,7 @@ class LabNetwork:
         for name, idx in self._access_of.items():
             self._access_up[self._router_index[name]] = self._ifaces[idx].oper_up
         self._routing = self._route()
+        self._rates(t)
         if announce:
             for event in events:
                 for listener in list(self._listeners):
@@ -1169,8 +1183,8 @@ class LabNetwork:
             hops=hops,
         )
 
-    def _step(self, t: float, dt: float) -> None:
-        """Integrate rates at ``t`` over ``dt`` seconds into the counters."""
+    def _rates(self, t: float) -> None:
+        """Every rate at ``t``: demands, link loads, losses, interface counters per second."""
         routing = self._routing
         assert routing is not None
         tau = t - self._boot
@@ -1218,7 +1232,14 @@ class LabNetwork:
         r[5] = r[3] * self._err_base * 0.1
         r[6] = r[2] * self._err_base * 2.0
         r[7] = r[7] / pkt + r[3] * self._err_base
-        self._ctr += r * dt
+
+    def _advance_to(self, t: float) -> None:
+        """Commit the counters up to ``t`` at the current rates (what reads have shown)."""
+        dt = t - self._t
+        if dt <= 0:
+            return
+        self._ctr += self._rate * dt
+        self._t = t
         for router in self._routers.values():
             if router.churn:
                 router.churn *= math.exp(-dt / 120.0)
@@ -1227,8 +1248,9 @@ class LabNetwork:
                     s.updates_in += dt * (0.02 + 0.5 * router.churn)
                     s.updates_out += dt * (0.02 + 0.5 * router.churn)
 
-    def _state(self, intf: _Interface) -> InterfaceState:
-        c, r = self._ctr[:, intf.idx], self._rate[:, intf.idx]
+    def _state(self, intf: _Interface, t: float) -> InterfaceState:
+        r = self._rate[:, intf.idx]
+        c = self._ctr[:, intf.idx] + r * max(0.0, t - self._t)
         far = self._far(intf)
         igp_up = False
         if intf.link is not None:

@@ -59,4 +59,7 @@ def test_admin_down_sends_link_and_bgp_traps_from_both_ends() -> None:
             network.set_admin_status("pe1", "eth1", up=True)
             ups = _receive(receiver, 4)
             assert ("pe1", LINK_UP) in {(by_port[p], _trap_oid(m)) for p, m in ups}
+            deadline = time.monotonic() + 5  # the counter moves after each send returns
+            while lab.stats["traps_sent"] < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert lab.stats["traps_sent"] >= 8
