@@ -7,23 +7,18 @@ resolved, a doctor check failed); 2 bad input or configuration.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from autonoc import __version__
+from autonoc.cli_common import JsonOpt, console, emit, err, fail, load_settings
 from autonoc.cli_lab import lab_app
 from autonoc.cli_models import models_app
 from autonoc.core.errors import AutonocError, ConfigError
-from autonoc.core.logging import configure_logging
-from autonoc.core.settings import Settings
 
 app = typer.Typer(
     help="autonoc: detect, diagnose and fix network faults through safe, verified, "
@@ -41,30 +36,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(lab_app, name="lab")
 app.add_typer(models_app, name="models")
 
-console = Console()
-err = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
-
-
-def _settings() -> Settings:
-    try:
-        settings = Settings.load()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = "AUTONOC_" + "__".join(str(p) for p in first["loc"]).upper()
-        raise ConfigError(f"{field}: {first['msg']}") from exc
-    configure_logging(settings.log.level, json_output=settings.log.json_output)
-    return settings
-
-
-def _fail(exc: AutonocError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
-
-
-def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+_settings = load_settings
+_fail = fail
+_emit = emit
 
 
 @app.callback(invoke_without_command=True)

@@ -6,19 +6,15 @@ Mount it on the main app with ``app.add_typer(lab_app, name="lab")``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from autonoc.core.errors import AutonocError, ConfigError
-from autonoc.core.logging import configure_logging
-from autonoc.core.settings import Settings
+from autonoc.cli_common import JsonOpt, console, emit, err, fail, load_settings
+from autonoc.core.errors import AutonocError
 
 __all__ = ["lab_app"]
 
@@ -33,29 +29,9 @@ scenario_app = typer.Typer(help="Run scripted fault scenarios.", no_args_is_help
 lab_app.add_typer(fault_app, name="fault")
 lab_app.add_typer(scenario_app, name="scenario")
 
-console = Console()
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
-
-
-def _settings() -> Settings:
-    try:
-        settings = Settings.load()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = "AUTONOC_" + "__".join(str(p) for p in first["loc"]).upper()
-        raise ConfigError(f"{field}: {first['msg']}") from exc
-    configure_logging(settings.log.level, json_output=settings.log.json_output)
-    return settings
-
-
-def _fail(exc: AutonocError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
-
-
-def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+_settings = load_settings
+_fail = fail
+_emit = emit
 
 
 def _target(value: str | None) -> tuple[str, int] | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ncclient import manager
+from report import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -163,16 +164,6 @@ netconfd serves a tiny config-only test model, so it is a floor, not a peer.
 """
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    begin, end = text.find(MARK_BEGIN), text.find(MARK_END)
-    if begin != -1 and end > begin:
-        text = text[:begin] + section.rstrip("\n") + text[end + len(MARK_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gets", type=int, default=30, help="timed gets per device")
@@ -188,7 +179,7 @@ def main() -> int:
     section = markdown(result, command)
     print(json.dumps(result, indent=2) if args.json else section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, section, MARK_BEGIN, MARK_END)
     return 0
 
 

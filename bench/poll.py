@@ -36,6 +36,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UdpTransportTarget,
     bulk_walk_cmd,
 )
+from report import write_section
 from rich.progress import Progress
 
 from autonoc.core.inventory import Device, SnmpV2c
@@ -145,18 +146,6 @@ fewer requests further.
 """
 
 
-def _write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's marked section of ``path`` (others stay), or append it."""
-    begin_mark, end_mark = "<!-- bench:poll -->", "<!-- /bench:poll -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    begin, end = text.find(begin_mark), text.find(end_mark)
-    if begin != -1 and end > begin:
-        text = text[:begin] + section.rstrip("\n") + text[end + len(end_mark) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="measured rounds per poller")
@@ -176,7 +165,9 @@ def main() -> int:
     else:
         print(_markdown(result, command))
     if args.write:
-        _write_section(args.write, _markdown(result, command))
+        write_section(
+            args.write, _markdown(result, command), "<!-- bench:poll -->", "<!-- /bench:poll -->"
+        )
     return 0
 
 

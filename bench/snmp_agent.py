@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from report import write_section
 from rich.progress import Progress
 
 from lab.snmp import SnmpAgentServer, StaticMib, ber
@@ -445,17 +446,6 @@ live network model **{p["lab_cores"]} of one core** (target: under 1).
 """
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of ``path``, or append it when absent."""
-    text = path.read_text() if path.exists() else ""
-    begin, end = text.find(MARK_BEGIN), text.find(MARK_END)
-    if begin != -1 and end > begin:
-        text = text[:begin] + section.rstrip("\n") + text[end + len(MARK_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=200, help="devices the fast agent serves")
@@ -500,7 +490,7 @@ def main() -> int:
     section = markdown(result, command)
     print(json.dumps(result, indent=2) if args.json else section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, section, MARK_BEGIN, MARK_END)
     return 0
 
 

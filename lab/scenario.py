@@ -37,13 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from autonoc.core.errors import LabError
 from lab.faults import FAULT_HELP, FaultInjector, FaultKind
 from lab.network import Event, LabNetwork, SimClock
-from lab.topology import PRESETS, Topology, _line_of, load_topology
+from lab.topology import PRESETS, Topology, load_topology, load_yaml_model
 
 __all__ = [
     "Expectation",
@@ -146,28 +144,7 @@ def load_scenario(path: Path) -> Scenario:
     Raises:
         LabError: unreadable, not YAML, or invalid; names the file, line and field.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LabError(f"{path}: cannot read the scenario ({exc.strerror})") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise LabError(f"{path}{where}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise LabError(f"{path}: a scenario must be a mapping with name, topology, duration_s")
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        field_name = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(node, loc)
-        where = f" line {line}" if line else ""
-        raise LabError(f"{path}{where}: {field_name}: {err['msg']}") from None
+    return load_yaml_model(path, Scenario, "scenario", "a mapping with name, topology, duration_s")
 
 
 def scenario_files() -> list[Path]:

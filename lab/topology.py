@@ -31,7 +31,7 @@ import itertools
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -49,6 +49,7 @@ __all__ = [
     "TransponderSpec",
     "generate",
     "load_topology",
+    "load_yaml_model",
     "resolve_topology",
 ]
 
@@ -168,10 +169,23 @@ def load_topology(path: Path) -> Topology:
         LabError: the file is missing, not YAML, or invalid; the message names
             the file, the field and, where known, the line.
     """
+    return load_yaml_model(path, Topology, "topology file", "a mapping with 'routers:'")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M], what: str, shape: str) -> M:
+    """Read ``path`` as YAML and validate it as ``model``.
+
+    Raises:
+        LabError: unreadable, not YAML, not a mapping (``shape`` says what is
+            expected), or invalid; the message names the file, line and field.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise LabError(f"{path}: cannot read the topology file ({exc.strerror})") from exc
+        raise LabError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -180,9 +194,9 @@ def load_topology(path: Path) -> Topology:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise LabError(f"{path}{where}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
-        raise LabError(f"{path}: a topology file must be a mapping with 'routers:'")
+        raise LabError(f"{path}: a {what} must be {shape}")
     try:
-        return Topology.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])

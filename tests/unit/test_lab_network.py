@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import LinkKind, Role
 from lab.network import COUNTER32_MODULUS, IGP_MAX_METRIC, Event, LabNetwork, counter32
-from lab.topology import generate
+from lab.topology import generate, load_topology, resolve_topology
 from tests.unit.fakes import FakeClock
 
 
@@ -292,3 +294,27 @@ def test_unknown_names_are_clear_errors(net: LabNetwork) -> None:
         LabNetwork.preset("nope")
     with pytest.raises(LabError, match="no optical layer"):
         net.optical_snapshot()
+
+
+def test_topology_files_load_and_bad_ones_name_line_and_field(tmp_path: Path) -> None:
+    good = tmp_path / "lab.yaml"
+    good.write_text(
+        "name: tiny\n"
+        "routers:\n"
+        "  - {name: pe1, role: pe}\n"
+        "  - {name: pe2, role: pe}\n"
+        "links:\n"
+        "  - {a: pe1:eth1, b: pe2:eth1, metric: 5}\n"
+    )
+    network = LabNetwork(resolve_topology(str(good)))
+    assert network.peer("pe1", "eth1") == ("pe2", "eth1")
+    assert [d.src for d in network.health().demands] == ["pe1", "pe2"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routers:\n  - {name: pe1}\nlinks:\n  - {a: pe1:eth1, b: zz:eth1}\n")
+    with pytest.raises(LabError, match=r"bad.yaml line 1: .*names no router"):
+        load_topology(bad)
+    bad.write_text("routers:\n  - {name: pe1, role: core}\n")
+    with pytest.raises(LabError, match=r"bad.yaml line 2: routers.0.role"):
+        load_topology(bad)
+    with pytest.raises(LabError, match="unknown topology"):
+        resolve_topology("nope")
