@@ -76,6 +76,7 @@ from autonoc.core.settings import Settings
 mode, home = sys.argv[1], sys.argv[2]
 with redis_endpoint(Settings.load(home=home, redis_url=None)) as ep:
     print(json.dumps({"pid": ep.pid, "socket": str(ep.socket_path)}), flush=True)
+    sys.stdin.readline()  # the test has seen the server alive: now end as told
     if mode == "raise":
         raise RuntimeError("boom")
     if mode != "exit":
@@ -89,6 +90,7 @@ def test_server_goes_away_however_the_owner_ends(tmp_path: Path, mode: str) -> N
     home = tmp_path / "home"
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, mode, str(home)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -100,6 +102,9 @@ def test_server_goes_away_however_the_owner_ends(tmp_path: Path, mode: str) -> N
         started = json.loads(line)
         pid, sock = int(started["pid"]), Path(started["socket"])
         assert _alive(pid)
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
         if mode == "sigint":
             child.send_signal(signal.SIGINT)
         elif mode == "sigint-group":
