@@ -294,6 +294,9 @@ def run_scenario(
         if server is not None:
             lab = server.__enter__()
             inventory_path = Path(lab.inventory_path) if hasattr(lab, "inventory_path") else None
+        # Serving thousands of devices takes wall time; the scenario starts once they answer.
+        start = clock()
+        report.started_at = start
         ctx = ScenarioContext(scenario, network, clock, injector, inventory_path, start)
         for hook in hooks:
             hook.on_start(ctx)
