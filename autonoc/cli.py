@@ -36,10 +36,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(lab_app, name="lab")
 app.add_typer(models_app, name="models")
 
-_settings = load_settings
-_fail = fail
-_emit = emit
-
 
 @app.callback(invoke_without_command=True)
 def _root(
@@ -66,7 +62,7 @@ def demo(as_json: JsonOpt = False) -> None:
     from autonoc.demo import run_demo
 
     try:
-        settings = _settings()
+        settings = load_settings()
         t0 = time.monotonic()
 
         def narrate(kind: str, message: str) -> None:
@@ -78,13 +74,13 @@ def demo(as_json: JsonOpt = False) -> None:
 
         outcome = run_demo(settings, narrate)
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     except KeyboardInterrupt:
         err.print("interrupted: everything the demo started has been stopped")
         raise typer.Exit(130) from None
     incident = outcome.incident
     if as_json:
-        _emit(
+        emit(
             {
                 "resolved": outcome.resolved,
                 "polls": outcome.polls,
@@ -128,12 +124,12 @@ def worker(
     from worker.app import PLAYBOOK_QUEUE, make_celery
 
     try:
-        settings = _settings()
+        settings = load_settings()
         if not settings.redis_url:
             raise ConfigError("AUTONOC_REDIS_URL: the worker needs the platform's Redis URL")
         celery = make_celery(settings, settings.redis_url)
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     pool = "solo" if concurrency == 1 else "threads"
     celery.worker_main(
         [
@@ -161,12 +157,12 @@ def doctor(as_json: JsonOpt = False) -> None:
     from autonoc.doctor import run_checks
 
     try:
-        settings = _settings()
+        settings = load_settings()
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     checks = run_checks(settings)
     if as_json:
-        _emit([c.__dict__ for c in checks])
+        emit([c.__dict__ for c in checks])
     else:
         table = Table(title="autonoc doctor")
         for column in ("check", "status", "detail"):
@@ -193,7 +189,7 @@ def inventory_validate(
     except AutonocError as exc:
         if as_json:
             problems = getattr(exc, "problems", [])
-            _emit(
+            emit(
                 {
                     "valid": False,
                     "path": str(path),
@@ -205,7 +201,7 @@ def inventory_validate(
                 }
             )
             raise typer.Exit(2) from exc
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     roles = sorted({d.role.value for d in inventory.devices})
     summary: dict[str, Any] = {
         "valid": True,
@@ -215,7 +211,7 @@ def inventory_validate(
         "roles": roles,
     }
     if as_json:
-        _emit(summary)
+        emit(summary)
     else:
         console.print(
             f"{path}: valid: {summary['devices']} devices, {summary['links']} links "
@@ -241,7 +237,7 @@ def inventory_import_clab(
         inventory = import_containerlab(topology_data, snmp_community=community)
         dump_inventory(inventory, output, reveal_secrets=True)
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"wrote {output}: {len(inventory.devices)} devices, {len(inventory.links)} links")
 
 
@@ -252,7 +248,7 @@ def _repo() -> Any:
     from agents.incidents import IncidentRepo
     from autonoc.core.db import check_database, make_engine, upgrade
 
-    settings = _settings()
+    settings = load_settings()
     engine = make_engine(settings)
     check_database(engine)
     upgrade(engine)
@@ -268,9 +264,9 @@ def incidents_list(
     try:
         incidents = _repo().list(limit=limit)
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
-        _emit([i.model_dump(mode="json") for i in incidents])
+        emit([i.model_dump(mode="json") for i in incidents])
         return
     if not incidents:
         console.print("no incidents yet: `make demo` creates one")
@@ -304,9 +300,9 @@ def incidents_show(
         err.print(f"error: no incident {incident_id}; `autonoc incidents list` shows them")
         raise typer.Exit(2) from None
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
-        _emit(incident.model_dump(mode="json"))
+        emit(incident.model_dump(mode="json"))
     else:
         _print_incident(incident)
 
@@ -337,13 +333,13 @@ def db_upgrade() -> None:
     from autonoc.core.db import check_database, current_revision, make_engine, upgrade
 
     try:
-        settings = _settings()
+        settings = load_settings()
         engine = make_engine(settings)
         check_database(engine)
         upgrade(engine)
         console.print(f"schema at {current_revision(engine)}")
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 def main() -> None:

@@ -5,7 +5,9 @@ Mount it on the main app with ``app.add_typer(lab_app, name="lab")``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,10 +30,6 @@ fault_app = typer.Typer(
 scenario_app = typer.Typer(help="Run scripted fault scenarios.", no_args_is_help=True)
 lab_app.add_typer(fault_app, name="fault")
 lab_app.add_typer(scenario_app, name="scenario")
-
-_settings = load_settings
-_fail = fail
-_emit = emit
 
 
 def _target(value: str | None) -> tuple[str, int] | None:
@@ -79,7 +77,7 @@ def lab_up(
         raise typer.Exit(2)
     target = _target(trap_target)
     try:
-        settings = _settings()
+        settings = load_settings()
         if detach:
             args = [f"--topology={topology}", f"--speed={speed}", f"--snmp-version={snmp_version}"]
             args += [f"--seed={seed}", "--netconf" if netconf else "--no-netconf"]
@@ -115,7 +113,7 @@ def lab_up(
             on_ready=ready,
         )
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print("lab down")
 
 
@@ -128,17 +126,17 @@ def lab_status(as_json: JsonOpt = False) -> None:
     from lab.service import read_status
 
     try:
-        status = read_status(_settings().home)
+        status = read_status(load_settings().home)
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if status is None:
         if as_json:
-            _emit({"running": False})
+            emit({"running": False})
         else:
             console.print("no lab is running; start one with `autonoc lab up`")
         raise typer.Exit(1)
     if as_json:
-        _emit({"running": True, **status})
+        emit({"running": True, **status})
         return
     table = Table(title=f"lab {status['topology']} (pid {status['pid']}, {status['speed']}x)")
     for column in ("device", "role", "snmp", "netconf"):
@@ -161,9 +159,9 @@ def lab_down() -> None:
     from lab.service import stop_lab
 
     try:
-        stopped = stop_lab(_settings().home)
+        stopped = stop_lab(load_settings().home)
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print("lab stopped" if stopped else "no lab was running")
 
 
@@ -174,7 +172,7 @@ def _control(request: dict[str, Any]) -> dict[str, Any]:
     from lab.control import control_request
     from lab.service import control_path
 
-    return control_request(control_path(_settings().home), request)
+    return control_request(control_path(load_settings().home), request)
 
 
 @fault_app.command("inject")
@@ -194,10 +192,10 @@ def fault_inject(
             {"op": "inject", "kind": kind, "target": target, "params": parse_params(param or [])}
         )
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     fault = reply["fault"]
     if as_json:
-        _emit(fault)
+        emit(fault)
         return
     console.print(f"fault {fault['id']}: {fault['kind']} on {fault['target']} {fault['params']}")
 
@@ -208,9 +206,9 @@ def fault_list(as_json: JsonOpt = False) -> None:
     try:
         faults = _control({"op": "faults"})["faults"]
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
-        _emit(faults)
+        emit(faults)
         return
     if not faults:
         console.print("no active faults")
@@ -236,9 +234,9 @@ def fault_clear(
     try:
         cleared = _control({"op": "clear", "id": fault_id})["cleared"]
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
-        _emit(cleared)
+        emit(cleared)
         return
     console.print(f"cleared {len(cleared)} fault(s)")
 
@@ -253,7 +251,7 @@ def fault_kinds(as_json: JsonOpt = False) -> None:
         for k, (t, what, p) in FAULT_HELP.items()
     ]
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
     table = Table(title="fault kinds")
     for column in ("kind", "example target", "what", "params (defaults)"):
@@ -276,33 +274,29 @@ def scenario_run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a scenario: warm up, inject faults on schedule, record the ground truth."""
+    from lab.network import LabNetwork
     from lab.runner import LabRunner
     from lab.scenario import load_scenario, run_scenario
     from lab.service import lab_dir
 
     try:
-        settings = _settings()
+        settings = load_settings()
         scenario = load_scenario(file)
         inventory_path = lab_dir(settings.home) / f"scenario-{scenario.name}.yaml"
 
-        class Served:
-            def __init__(self, network: Any) -> None:
-                self.runner = LabRunner(network, host=settings.lab.host, netconf=True)
-                self.inventory_path = inventory_path
-
-            def __enter__(self) -> Served:
-                self.runner.start()
-                self.runner.write_inventory(inventory_path)
+        @contextlib.contextmanager
+        def served(network: LabNetwork) -> Iterator[Path]:
+            with LabRunner(network, host=settings.lab.host, netconf=True) as runner:
+                runner.write_inventory(inventory_path)
                 if not as_json:
                     err.print(
                         f"serving {scenario.topology.preset or scenario.topology.file}; "
                         f"inventory {inventory_path}"
                     )
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                self.runner.stop()
-                inventory_path.unlink(missing_ok=True)
+                try:
+                    yield inventory_path
+                finally:
+                    inventory_path.unlink(missing_ok=True)
 
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -317,13 +311,13 @@ def scenario_run(
                 scenario,
                 speed=speed,
                 base_dir=file.parent,
-                serve=Served if serve else None,
+                serve=served if serve else None,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
     except AutonocError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
-        _emit(report.as_dict())
+        emit(report.as_dict())
         return
     table = Table(title=f"scenario {report.scenario} ({report.topology}, {report.speed}x)")
     for column in ("t (sim s)", "what", "detail"):

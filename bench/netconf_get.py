@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ncclient import manager
-from report import write_section
+from report import cpu_seconds, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,22 +64,17 @@ def _serve() -> None:
         stop.wait()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _time_gets(session: Any, gets: int, pid: int | None) -> dict[str, float]:
     session.get()  # warm: caches, first state build
     latencies = []
-    cpu0 = _cpu_seconds(pid) if pid else 0.0
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     size = 0
     for _ in range(gets):
         t0 = time.perf_counter()
         reply = session.get()
         latencies.append(time.perf_counter() - t0)
         size = len(reply.data_xml)
-    cpu = (_cpu_seconds(pid) - cpu0) if pid else float("nan")
+    cpu = (cpu_seconds(pid) - cpu0) if pid else float("nan")
     latencies.sort()
     return {
         "median_ms": round(statistics.median(latencies) * 1000, 1),

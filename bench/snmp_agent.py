@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from report import write_section
+from report import cpu_seconds, write_section
 from rich.progress import Progress
 
 from lab.snmp import SnmpAgentServer, StaticMib, ber
@@ -278,13 +278,6 @@ def _terminate(process: subprocess.Popen[str]) -> None:
             process.wait()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process, all its threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
 # The client
 
 
@@ -345,13 +338,13 @@ def _measure(agent: _Agent, rounds: int, repeat: int, workers: int, progress: Pr
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(lambda job: _walk(*job), jobs[: max(len(WALK_ROOTS), workers)]))  # warm
         task = progress.add_task(agent.name, total=rounds * len(jobs))
-        cpu0, t0 = _cpu_seconds(agent.process.pid), time.perf_counter()
+        cpu0, t0 = cpu_seconds(agent.process.pid), time.perf_counter()
         varbinds = 0
         for _ in range(rounds):
             for count in pool.map(lambda job: _walk(*job), jobs):
                 varbinds += count
                 progress.advance(task)
-        wall, cpu = time.perf_counter() - t0, _cpu_seconds(agent.process.pid) - cpu0
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(agent.process.pid) - cpu0
     return Figures(agent.name, len(agent.targets), rounds * len(jobs), varbinds, wall, cpu)
 
 

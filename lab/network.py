@@ -37,11 +37,12 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from pydantic import SecretStr
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
@@ -252,6 +253,7 @@ class Event:
     if_index: int | None = None
     peer_address: str | None = None
     bgp_state: int | None = None
+    admin_up: bool = True
 
 
 @dataclass(slots=True)
@@ -328,7 +330,7 @@ class _Routing:
 class LabNetwork:
     """A simulated IP-over-DWDM network with traffic, routing and faults.
 
-    Build one with :meth:`from_topology` or :meth:`preset`. Every method is
+    Build one from a :class:`~lab.topology.Topology`, or with :meth:`preset`. Every method is
     thread-safe.
     """
 
@@ -351,6 +353,7 @@ class LabNetwork:
         self._listeners: list[Callable[[Event], None]] = []
         self._routing: _Routing | None = None
         self._prefix_cache: dict[tuple[str, bool], int] | None = None
+        self._config_versions: dict[str, int] = {}
         self._optical_cache: tuple[float, int, OpticalSnapshot] | None = None
         self._optical_version = 0
         self._channel_up: dict[str, bool] = {}
@@ -361,12 +364,6 @@ class LabNetwork:
         self._refresh(self._boot, announce=False)
 
     # Construction ---------------------------------------------------------
-
-    @classmethod
-    def from_topology(
-        cls, topology: Topology, clock: Callable[[], float] = time.time
-    ) -> LabNetwork:
-        return cls(topology, clock=clock)
 
     @classmethod
     def preset(
@@ -773,6 +770,7 @@ class LabNetwork:
             if intf.admin_up != up:
                 intf.admin_up = up
                 intf.last_change = t
+                self._touch(device)
             self._refresh(t)
 
     def set_mtu(self, device: str, ifname: str, mtu: int) -> None:
@@ -782,11 +780,13 @@ class LabNetwork:
         with self._lock:
             t = self._sync()
             self._interface(device, ifname).mtu = mtu
+            self._touch(device)
             self._refresh(t)
 
     def set_description(self, device: str, ifname: str, text: str) -> None:
         with self._lock:
             self._interface(device, ifname).alias = text[:255]
+            self._touch(device)
 
     def set_igp_metric(self, device: str, ifname: str, metric: int) -> None:
         """Set the IGP metric out of ``device:ifname``; traffic moves at once.
@@ -801,6 +801,7 @@ class LabNetwork:
             if intf.link is None:
                 raise LabError(f"{device}:{ifname} is not an IP link; it has no IGP metric")
             intf.igp_metric = metric
+            self._touch(device)
             self._refresh(t)
 
     def set_bgp_neighbor(self, device: str, peer_address: str, enabled: bool) -> None:
@@ -808,6 +809,7 @@ class LabNetwork:
         with self._lock:
             t = self._sync()
             self._session(device, peer_address).enabled = enabled
+            self._touch(device)
             self._refresh(t)
 
     def set_amplifier_gain(self, amp: str, db: float) -> None:
@@ -815,21 +817,20 @@ class LabNetwork:
         with self._lock:
             t = self._sync()
             self._need_optical().set_amplifier_gain(amp, db)
+            self._touch(amp)
             self._optical_changed(t)
 
     def set_tx_power(self, port: str, dbm: float) -> None:
         with self._lock:
             t = self._sync()
             self._need_optical().set_tx_power(port, dbm)
+            self._touch(port.partition(":")[0])
             self._optical_changed(t)
 
-    def interface_config(self, device: str) -> list[tuple[str, bool, int, str, int | None]]:
-        """``(name, enabled, mtu, description, igp_metric)`` per interface, for NETCONF."""
+    def config_version(self, device: str) -> int:
+        """A number that changes whenever ``device``'s configuration changes, by any path."""
         with self._lock:
-            return [
-                (i.name, i.admin_up, i.mtu, i.alias, i.igp_metric)
-                for i in self._router(device).interfaces.values()
-            ]
+            return self._config_versions.get(device, 0)
 
     # Fault primitives (lab.faults composes these) -------------------------
 
@@ -923,8 +924,6 @@ class LabNetwork:
         Raises:
             LabError: ``ports`` lacks a device.
         """
-        from pydantic import SecretStr
-
         missing = [name for name in self.device_names if name not in ports]
         if missing:
             raise LabError(f"no SNMP port given for lab device(s) {', '.join(missing[:5])}")
@@ -997,6 +996,9 @@ class LabNetwork:
                 f"{device} has no BGP neighbour {peer_address} (it has: {known})"
             ) from None
 
+    def _touch(self, device: str) -> None:
+        self._config_versions[device] = self._config_versions.get(device, 0) + 1
+
     def _need_optical(self) -> OpticalNetwork:
         if self.optical is None:
             raise LabError("this lab topology has no optical layer")
@@ -1050,6 +1052,7 @@ class LabNetwork:
                         at=t,
                         ifname=intf.name,
                         if_index=intf.if_index,
+                        admin_up=intf.admin_up,
                     )
                 )
         for k, link in enumerate(self._links):
@@ -1363,10 +1366,3 @@ def _ip_key(address: str) -> tuple[int, ...]:
 def rng_err(seed: int, i: int) -> float:
     """Background error ratio of interface ``i``: one frame in 10⁸ to 10⁹."""
     return random.Random(f"err/{seed}/{i}").uniform(1e-9, 1e-8)
-
-
-def iter_interfaces(network: LabNetwork) -> Iterable[tuple[str, str]]:
-    """Every router interface as ``(device, ifname)``."""
-    for device in network.router_names:
-        for state in network.interfaces(device):
-            yield device, state.name

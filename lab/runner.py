@@ -19,21 +19,19 @@ bgpEstablishedNotification) sent from the device's own port to
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import secrets
 import socket
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import yaml
 from pydantic import SecretStr
 from pysnmp.error import PySnmpError
 
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import Inventory, NetconfCredentials, SnmpV2c, SnmpV3
+from collectors.inventory import dump_inventory
 from lab.loop import LoopThread
 from lab.mibs import device_mib
 from lab.netconf.server import NetconfRunner
@@ -49,7 +47,7 @@ from lab.snmp.agent import (
 )
 from lab.snmp.mib import Oid, Value
 
-__all__ = ["LabRunner", "V3User", "plain_inventory"]
+__all__ = ["LabRunner", "V3User"]
 
 _START_TIMEOUT = 60.0
 _IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
@@ -235,7 +233,9 @@ class LabRunner:
         The credentials are written in clear: this is the lab's own file,
         for autonoc to poll the lab with.
         """
-        write_private(Path(path), yaml.safe_dump(plain_inventory(self.inventory), sort_keys=False))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dump_inventory(self.inventory, path, reveal_secrets=True)
 
     # Faults ---------------------------------------------------------------
 
@@ -275,10 +275,7 @@ class LabRunner:
         """Network state changed (any thread): send the notification from the loop."""
         if self.trap_target is None or self._server is None or not self._runner.alive:
             return
-        admin_up = True
-        if event.ifname is not None:
-            admin_up = self.network.interface(event.device, event.ifname).admin_up
-        built = _notification(event, admin_up)
+        built = _notification(event)
         if built is None:
             return
         trap_oid, varbinds = built
@@ -304,13 +301,13 @@ class LabRunner:
         await asyncio.sleep(0)
 
 
-def _notification(event: Event, admin_up: bool) -> tuple[Oid, list[tuple[Oid, Value]]] | None:
+def _notification(event: Event) -> tuple[Oid, list[tuple[Oid, Value]]] | None:
     if event.kind in ("link_down", "link_up") and event.if_index is not None:
         i = event.if_index
         oper = 2 if event.kind == "link_down" else 1
         return (LINK_DOWN if event.kind == "link_down" else LINK_UP), [
             ((*_IF_ENTRY, 1, i), (ber.INTEGER, i)),
-            ((*_IF_ENTRY, 7, i), (ber.INTEGER, 1 if admin_up else 2)),
+            ((*_IF_ENTRY, 7, i), (ber.INTEGER, 1 if event.admin_up else 2)),
             ((*_IF_ENTRY, 8, i), (ber.INTEGER, oper)),
         ]
     if event.kind in ("bgp_down", "bgp_up") and event.peer_address is not None:
@@ -340,38 +337,3 @@ def _raise_fd_limit(wanted: int) -> None:
             f"the lab needs {wanted} file descriptors but the hard limit is {hard}; "
             "raise it (ulimit -n) or serve fewer devices"
         )
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically with mode 0600 (it holds credentials)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def plain_inventory(inventory: Inventory) -> dict[str, Any]:
-    """The inventory as plain data, secrets revealed."""
-    data: dict[str, Any] = inventory.model_dump(mode="json", exclude_none=True)
-    for device, model in zip(data["devices"], inventory.devices, strict=True):
-        if model.netconf is not None and model.netconf.password is not None:
-            device["netconf"]["password"] = model.netconf.password.get_secret_value()
-        snmp = model.snmp
-        if snmp is None:
-            continue
-        if snmp.version == "v3":
-            for key in ("auth_key", "priv_key"):
-                secret = getattr(snmp, key)
-                if secret is not None:
-                    device["snmp"][key] = secret.get_secret_value()
-            continue
-        device["snmp"]["community"] = snmp.community.get_secret_value()
-        if snmp.write_community is not None:
-            device["snmp"]["write_community"] = snmp.write_community.get_secret_value()
-    return data

@@ -31,8 +31,10 @@ issue adds the scoring.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -234,7 +236,7 @@ def run_scenario(
     *,
     speed: float | None = None,
     base_dir: Path | None = None,
-    serve: Callable[[LabNetwork], Any] | None = None,
+    serve: Callable[[LabNetwork], AbstractContextManager[Path | None]] | None = None,
     hooks: Sequence[ScenarioHook] = (),
     tick_s: float = 10.0,
     progress: Callable[[float, float], None] | None = None,
@@ -245,9 +247,9 @@ def run_scenario(
     Args:
         speed: overrides the file's ``speed``.
         base_dir: where a relative topology ``file`` is looked up.
-        serve: starts serving the network (SNMP/NETCONF) and returns a context
-            manager whose value has ``write_inventory(path)``; ``None`` runs the
-            model alone (no sockets).
+        serve: returns a context manager that serves the network (SNMP/NETCONF)
+            while the scenario runs and yields the inventory file it wrote (or
+            None); ``None`` runs the model alone (no sockets).
         hooks: the platform's loop; called at start, every ``tick_s`` simulated
             seconds, and at the end.
         progress: called with (elapsed, duration) in simulated seconds.
@@ -288,12 +290,9 @@ def run_scenario(
     )
     injected: dict[int, int] = {}
     wall0 = time.monotonic()
-    server = serve(network) if serve is not None else None
-    try:
-        inventory_path = None
-        if server is not None:
-            lab = server.__enter__()
-            inventory_path = Path(lab.inventory_path) if hasattr(lab, "inventory_path") else None
+    with contextlib.ExitStack() as stack:
+        stack.callback(network.unsubscribe, on_event)
+        inventory_path = stack.enter_context(serve(network)) if serve is not None else None
         # Serving thousands of devices takes wall time; the scenario starts once they answer.
         start = clock()
         report.started_at = start
@@ -361,7 +360,3 @@ def run_scenario(
         for hook in hooks:
             hook.on_end(ctx, report)
         return report
-    finally:
-        network.unsubscribe(on_event)
-        if server is not None:
-            server.__exit__(None, None, None)

@@ -16,20 +16,19 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import Inventory, SnmpV2c
 from lab.control import ControlServer
 from lab.faults import FaultInjector
 from lab.network import LabNetwork, SimClock
-from lab.runner import LabRunner, plain_inventory, write_private
+from lab.runner import LabRunner
 from lab.topology import resolve_topology
 
 __all__ = [
@@ -48,6 +47,20 @@ def lab_dir(home: Path) -> Path:
 
 def control_path(home: Path) -> Path:
     return lab_dir(home) / "control.sock"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600 (it holds credentials)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _status(
@@ -147,12 +160,10 @@ def run_lab(
             trap_target=trap_target,
         ) as lab:
             inventory = lab.inventory
-            write_private(
-                inventory_path, yaml.safe_dump(plain_inventory(inventory), sort_keys=False)
-            )
+            lab.write_inventory(inventory_path)
             control = ControlServer(control_path(home), network, faults, clock)
             status = _status(inventory, inventory_path, topo.name, speed, home)
-            write_private(status_path, json.dumps(status, indent=2))
+            _write_private(status_path, json.dumps(status, indent=2))
             on_ready(status)
             while not stop.wait(0.5):
                 pass

@@ -120,6 +120,7 @@ class LabNetworkBackend:
         self._keys: dict[str, tuple[str, ...]] = dict(LIST_KEYS)
         self._lock = threading.Lock()
         self._applied: dict[str, dict[Setting, Value]] = {}
+        self._seen_version: dict[str, int] = {}
         self._fec: dict[str, tuple[float, float]] = {}  # line port -> (at, blocks)
         self._boot_ns: dict[str, int] = {}
         self._router_ids = {
@@ -146,11 +147,16 @@ class LabNetworkBackend:
         Faults (an MTU pushed by hand, a neighbour shut) and SNMP SETs change
         the model directly; the datastore adopts what this returns.
         """
+        version = self.network.config_version(device)
+        with self._lock:
+            if self._seen_version.get(device) == version:
+                return None  # nothing changed anywhere: the common case, and cheap
+            self._seen_version[device] = version
         tree = self._tree(device, state=False)
         settings = self._settings(device, tree)
         with self._lock:
             if settings == self._applied.get(device):
-                return None
+                return None  # our own edits, already in running
             self._applied[device] = settings
         return tree
 

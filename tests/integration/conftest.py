@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_programs(missing: Sequence[str], hint: str) -> None:
+    """Skip (or, with ``CI=true``, fail) when ``missing`` names programs that are not installed.
+
+    ``hint`` says how to install them (e.g. ``apt-get install snmp``).
+    """
+    if not missing:
+        return
+    message = f"not installed: {', '.join(missing)} ({hint})"
+    if _in_ci():
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(f"{message}; with CI=true this skip is a failure")
 
 
 def unavailable(what: str, env_var: str, url: str, reason: object) -> NoReturn:

@@ -22,7 +22,7 @@ from ncclient import manager
 from lab.faults import FaultInjector, FaultKind
 from lab.network import LabNetwork, SimClock
 from lab.runner import LabRunner
-from tests.integration.conftest import _in_ci
+from tests.integration.conftest import require_programs
 
 IF_ENTRY = "1.3.6.1.2.1.2.2.1"
 ENT_NAME = "1.3.6.1.2.1.47.1.1.1.1.7"
@@ -35,10 +35,9 @@ BGP_TRANSITIONS = "1.3.6.1.2.1.15.3.1.15"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabRunner]:
-    if shutil.which("snmpbulkwalk") is None:
-        if _in_ci():
-            pytest.fail("net-snmp tools missing: apt-get install snmp")
-        pytest.skip("net-snmp tools missing (apt-get install snmp)")
+    require_programs(
+        [t for t in ("snmpbulkwalk",) if shutil.which(t) is None], "apt-get install snmp"
+    )
     network = LabNetwork.preset("metro-ring", clock=SimClock(speed=10.0))
     with LabRunner(network, netconf=True) as runner:
         yield runner
@@ -47,19 +46,15 @@ def lab() -> Iterator[LabRunner]:
 def walk(lab: LabRunner, device: str, oid: str) -> dict[str, str]:
     """``snmpbulkwalk -v2c`` of ``oid``: instance suffix -> value as net-snmp prints it."""
     run = subprocess.run(
-        ["snmpbulkwalk", "-v2c", "-c", lab.community, "-On", "-Oqv", "-Oe", "-t", "3", "-r", "1",
+        ["snmpbulkwalk", "-v2c", "-c", lab.community, "-On", "-Oq", "-Oe", "-t", "3", "-r", "1",
          "-Cr50", f"{lab.host}:{lab.ports[device]}", oid],
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
-    names = subprocess.run(
-        ["snmpbulkwalk", "-v2c", "-c", lab.community, "-On", "-Oq", "-t", "3", "-r", "1",
-         "-Cr50", f"{lab.host}:{lab.ports[device]}", oid],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout.splitlines()  # fmt: skip
-    values = run.stdout.splitlines()
-    return {
-        n.split(" ", 1)[0][len(oid) + 2 :]: v.strip('"') for n, v in zip(names, values, strict=True)
-    }
+    out = {}
+    for line in run.stdout.splitlines():
+        name, _, value = line.partition(" ")
+        out[name[len(oid) + 2 :]] = value.strip('"')
+    return out
 
 
 def if_index(lab: LabRunner, device: str, ifname: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from lab.network import LabNetwork
 from lab.runner import LabRunner
-from tests.integration.conftest import _in_ci
+from tests.integration.conftest import require_programs
 
 IF_X_TABLE = "1.3.6.1.2.1.31.1.1"
 IF_ADMIN = "1.3.6.1.2.1.2.2.1.7"
@@ -18,10 +18,7 @@ IF_ADMIN = "1.3.6.1.2.1.2.2.1.7"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabRunner]:
-    if shutil.which("snmpset") is None:
-        if _in_ci():
-            pytest.fail("net-snmp tools missing: apt-get install snmp")
-        pytest.skip("net-snmp tools missing (apt-get install snmp)")
+    require_programs([t for t in ("snmpset",) if shutil.which(t) is None], "apt-get install snmp")
     with LabRunner(LabNetwork.preset("metro-ring")) as runner:
         yield runner
 

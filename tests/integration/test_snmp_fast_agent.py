@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from autonoc.core.errors import LabError
 from lab.loop import LoopThread
 from lab.snmp import LINK_DOWN, SnmpAgentServer, StaticMib, V3Credentials, ber
 from lab.snmp.mib import Oid, Value
+from tests.integration.conftest import require_programs
 
 _TOOLS = ("snmpwalk", "snmpbulkwalk", "snmpget", "snmpset")
 
@@ -93,18 +93,9 @@ class Agent:
         ]
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
 @pytest.fixture(scope="module")
 def netsnmp() -> None:
-    missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
-    if missing:
-        message = f"net-snmp tools not found: {', '.join(missing)} (apt-get install snmp)"
-        if _in_ci():
-            pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(f"{message}; with CI=true this skip is a failure")
+    require_programs([t for t in _TOOLS if shutil.which(t) is None], "apt-get install snmp")
 
 
 def _udp_socket() -> socket.socket:
