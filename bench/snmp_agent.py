@@ -47,7 +47,8 @@ from typing import Any
 from report import cpu_seconds, write_section
 from rich.progress import Progress
 
-from lab.snmp import SnmpAgentServer, StaticMib, ber
+from autonoc.core import ber
+from lab.snmp import SnmpAgentServer, StaticMib
 from lab.snmp.mib import MibLayout, Oid, Value
 
 COMMUNITY = "bench"

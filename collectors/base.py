@@ -35,6 +35,10 @@ class CollectResult:
     failed: bool = False
     exception: AutonocError | None = None
     elapsed_ms: float = 0.0
+    #: Raw values read (SNMP varbinds, NETCONF leaves), for the collectors' own health metrics.
+    varbinds: int = 0
+    #: Descriptive text the device reported (sysDescr, software version): data, never instructions.
+    facts: dict[str, str] = field(default_factory=dict)
 
     def raise_for_status(self) -> CollectResult:
         """Raise the stored exception when the collection failed; return self otherwise."""

@@ -37,12 +37,7 @@ from dataclasses import dataclass
 from functools import cache
 from types import MappingProxyType
 
-from autonoc.core.errors import LabError
-from autonoc.core.inventory import Role
-from lab.network import BgpSessionState, InterfaceState, LabNetwork, SystemState
-from lab.optical import OpticalSnapshot
-from lab.optical.state import AmplifierState, DegreeState, LinePortState
-from lab.snmp.ber import (
+from autonoc.core.ber import (
     COUNTER32,
     COUNTER64,
     GAUGE32,
@@ -53,6 +48,11 @@ from lab.snmp.ber import (
     OCTET_STRING,
     TIMETICKS,
 )
+from autonoc.core.errors import LabError
+from autonoc.core.inventory import Role
+from lab.network import BgpSessionState, InterfaceState, LabNetwork, SystemState
+from lab.optical import OpticalSnapshot
+from lab.optical.state import AmplifierState, DegreeState, LinePortState
 from lab.snmp.mib import (
     NO_CREATION,
     NO_ERROR,

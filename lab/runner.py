@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 from pysnmp.error import PySnmpError
 
+from autonoc.core import ber
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import Inventory, NetconfCredentials, SnmpV2c, SnmpV3
 from collectors.inventory import dump_inventory
@@ -36,7 +37,6 @@ from lab.loop import LoopThread
 from lab.mibs import device_mib
 from lab.netconf.server import NetconfRunner
 from lab.network import Event, LabNetwork
-from lab.snmp import ber
 from lab.snmp.agent import (
     BGP_BACKWARD_TRANSITION,
     BGP_ESTABLISHED,

@@ -5,6 +5,7 @@ each, from one event loop; a device is anything that implements
 :class:`DeviceMib` (see :class:`StaticMib`).
 """
 
+from autonoc.core.ber import BerError
 from lab.snmp.agent import (
     BGP_BACKWARD_TRANSITION,
     BGP_ESTABLISHED,
@@ -15,7 +16,6 @@ from lab.snmp.agent import (
     SnmpAgentServer,
     V3Credentials,
 )
-from lab.snmp.ber import BerError
 from lab.snmp.mib import DeviceMib, MibLayout, Oid, StaticMib, Value
 
 __all__ = [

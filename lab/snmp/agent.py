@@ -2,7 +2,7 @@
 
 Each device has its own bound UDP socket (its port identifies it) and one
 :class:`asyncio.DatagramProtocol`. SNMP v1 and v2c are answered by the
-hand-written codec in :mod:`lab.snmp.ber`: decode, check the community,
+hand-written codec in :mod:`autonoc.core.ber`: decode, check the community,
 read a :class:`~lab.snmp.mib.DeviceMib` through its pre-encoded
 :class:`~lab.snmp.mib.MibLayout`, encode. That costs a few microseconds per
 varbind, where a pysnmp agent spends over a hundred.
@@ -36,9 +36,8 @@ from pysnmp.proto import rfc1902, rfc1905
 from pysnmp.smi import error as smi_error
 from pysnmp.smi.instrum import AbstractMibInstrumController
 
-from autonoc.core.errors import LabError
-from lab.snmp import ber
-from lab.snmp.ber import (
+from autonoc.core import ber
+from autonoc.core.ber import (
     COUNTER32,
     COUNTER64,
     END_OF_MIB_VIEW,
@@ -68,6 +67,7 @@ from lab.snmp.ber import (
     encode_varbind,
     peek_version,
 )
+from autonoc.core.errors import LabError
 from lab.snmp.mib import (
     BAD_VALUE,
     GEN_ERR,

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from lab.snmp.ber import INTEGER, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, BerError, encode_oid
+from autonoc.core.ber import INTEGER, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, BerError, encode_oid
 
 __all__ = [
     "BAD_VALUE",

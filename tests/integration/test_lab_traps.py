@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
+from autonoc.core import ber
 from lab.network import LabNetwork
 from lab.runner import LabRunner
-from lab.snmp import ber
 from lab.snmp.agent import BGP_BACKWARD_TRANSITION, LINK_DOWN, LINK_UP
 
 

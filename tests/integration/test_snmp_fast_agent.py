@@ -13,9 +13,10 @@ import pytest
 from pyasn1.codec.ber import decoder
 from pysnmp.proto.api import v2c
 
+from autonoc.core import ber
 from autonoc.core.errors import LabError
 from lab.loop import LoopThread
-from lab.snmp import LINK_DOWN, SnmpAgentServer, StaticMib, V3Credentials, ber
+from lab.snmp import LINK_DOWN, SnmpAgentServer, StaticMib, V3Credentials
 from lab.snmp.mib import Oid, Value
 from tests.integration.conftest import require_programs
 

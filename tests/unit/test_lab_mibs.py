@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from autonoc.core.ber import (
+    COUNTER32,
+    COUNTER64,
+    INTEGER,
+    NO_SUCH_INSTANCE,
+    NO_SUCH_OBJECT,
+    OCTET_STRING,
+    encode_value,
+)
 from autonoc.core.inventory import Role
 from lab.mibs import (
     MIB_OBJECTS,
@@ -17,15 +26,6 @@ from lab.mibs import (
     device_mibs,
 )
 from lab.network import InterfaceState, LabNetwork, counter32
-from lab.snmp.ber import (
-    COUNTER32,
-    COUNTER64,
-    INTEGER,
-    NO_SUCH_INSTANCE,
-    NO_SUCH_OBJECT,
-    OCTET_STRING,
-    encode_value,
-)
 from lab.snmp.mib import (
     NO_CREATION,
     NO_ERROR,

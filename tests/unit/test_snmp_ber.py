@@ -10,8 +10,8 @@ from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import rfc1905
 from pysnmp.proto.api import v1, v2c
 
-from lab.snmp import ber
-from lab.snmp.ber import BerError, decode_message, encode_message, encode_oid, encode_value
+from autonoc.core import ber
+from autonoc.core.ber import BerError, decode_message, encode_message, encode_oid, encode_value
 from lab.snmp.mib import MibLayout, StaticMib
 
 BIG_OID = (1, 3, 6, 1, 4, 1, 2**32 - 1, 0, 127, 128, 16383, 16384, 2**21, 2**28 + 5)
