@@ -47,7 +47,8 @@ from autonoc.core.types import (
     TimelineEvent,
 )
 from collectors.base import CollectRequest
-from collectors.snmp import SnmpClient, SnmpInterfaceCollector, poll_many
+from collectors.snmp import SnmpClient, poll_many
+from collectors.snmp_groups import SnmpCollector
 from collectors.store import SampleStore
 from lab.network import LabNetwork
 from lab.runner import LabRunner
@@ -227,7 +228,7 @@ async def _loop(
     worker_check: Callable[[], None],
 ) -> DemoOutcome:
     snmp = SnmpClient(settings.snmp)
-    collector = SnmpInterfaceCollector(snmp)
+    collector = SnmpCollector(snmp)
     detector = OnlineDetector(warmup=settings.demo.warmup_polls)
     store = SampleStore(engine)
     incidents = IncidentRepo(engine)

@@ -4,11 +4,22 @@ Downstream code only ever sees rates; a counter that wrapped, a device that
 rebooted, or an interface whose counters were reset (``ifCounterDiscontinuityTime``
 changed) never shows up as a spike or a negative rate. Instead the sample is
 dropped (``None``) and the next one is measured from a fresh baseline.
+
+**Time base.** When the device's ``sysUpTime`` is known for both readings
+and advanced, a rate is per second of *device* time (the uptime delta), not
+of wall-clock time: the counters and the uptime come from the same agent, so
+collector scheduling jitter cancels out, and a lab running faster than real
+time (``autonoc lab up --speed 10``) still gives per-simulated-second rates.
+Otherwise (no uptime, or an uptime that did not move) the wall-clock delta
+between the readings is the time base.
 """
 
 from __future__ import annotations
 
-__all__ = ["RateTracker"]
+__all__ = ["TICKS_WRAP_S", "RateTracker"]
+
+#: sysUpTime is TimeTicks (1/100 s) in 32 bits: it wraps to 0 after about 497 days.
+TICKS_WRAP_S = 2**32 / 100.0
 
 # Per key: (ts, value, uptime, discontinuity) of the last accepted sample.
 _State = tuple[float, int, float | None, int | None]
@@ -22,12 +33,22 @@ class RateTracker:
     counter's range: a larger one is far likelier a reset than traffic that
     nearly lapped the counter between two polls. Anything else that goes
     backwards is a discontinuity.
+
+    An uptime that went backwards is a reboot, unless it wrapped (TimeTicks
+    overflow after ~497 days): a step back counts as a wrap when the wrapped
+    delta is at most ``max_clock_ratio`` times the wall-clock delta, i.e. the
+    device's clock could plausibly have advanced that far.
+
+    Args:
+        max_clock_ratio: how much faster than the wall clock a device's uptime
+            may plausibly run (a simulated lab at ``--speed 10`` runs 10x).
     """
 
-    __slots__ = ("_last",)
+    __slots__ = ("_last", "max_clock_ratio")
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_clock_ratio: float = 100.0) -> None:
         self._last: dict[tuple[str, str, str], _State] = {}
+        self.max_clock_ratio = max_clock_ratio
 
     def update(
         self,
@@ -47,18 +68,20 @@ class RateTracker:
             device: the device name.
             instance: the component (interface name); empty for device-wide.
             metric: the counter's name, e.g. ``ifHCInOctets``.
-            ts: when the reading was taken, epoch seconds.
+            ts: when the reading was taken, epoch seconds (wall clock).
             value: the raw counter value.
             bits: the counter's width, 32 or 64.
-            uptime: the device's sysUpTime in seconds at ``ts``; when it went
-                backwards the device rebooted and the baseline resets.
+            uptime: the device's sysUpTime in seconds when the value was read;
+                when both readings have one and it advanced, its delta is the
+                time base; when it went backwards (and did not wrap) the
+                device rebooted and the baseline resets.
             discontinuity: ``ifCounterDiscontinuityTime`` (or any token that
                 changes when the counter is reset); a change resets the baseline.
 
         Returns:
-            Units per second, never negative; ``None`` for the first reading,
-            after a discontinuity, or when ``ts`` is not newer than the
-            previous reading (that reading is then ignored).
+            Units per second (device time when known), never negative; ``None``
+            for the first reading, after a discontinuity, or when ``ts`` is not
+            newer than the previous reading (that reading is then ignored).
         """
         key = (device, instance, metric)
         prev = self._last.get(key)
@@ -70,8 +93,15 @@ class RateTracker:
         if dt <= 0:
             return None
         self._last[key] = (ts, value, uptime, discontinuity)
-        if uptime is not None and prev_uptime is not None and uptime < prev_uptime:
-            return None
+        elapsed = dt
+        if uptime is not None and prev_uptime is not None:
+            device_dt = uptime - prev_uptime
+            if device_dt < 0:
+                device_dt += TICKS_WRAP_S
+                if device_dt > dt * self.max_clock_ratio:
+                    return None  # rebooted: the uptime restarted, not wrapped
+            if device_dt > 0:
+                elapsed = device_dt
         if discontinuity is not None and prev_disc is not None and discontinuity != prev_disc:
             return None
         delta = value - prev_value
@@ -81,7 +111,7 @@ class RateTracker:
             delta += 1 << bits
             if delta >= 1 << (bits - 1):
                 return None
-        return delta / dt
+        return delta / elapsed
 
     def forget(self, device: str) -> None:
         """Drop every baseline of ``device`` (removed from the inventory, say)."""

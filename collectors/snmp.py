@@ -1,24 +1,27 @@
-"""The SNMP client (pysnmp 7, asyncio) and the IF-MIB interface poller.
+"""The SNMP client: a lean v1/v2c path, pysnmp 7 for the rest.
 
 :class:`SnmpClient` does GET, GETBULK walks and integer SETs against one
-inventory :class:`~autonoc.core.inventory.Device` at a time; every pysnmp
-failure is translated in :func:`_map_snmp_errors` into
-:class:`~autonoc.core.errors.DeviceUnreachable` or
-:class:`~autonoc.core.errors.DeviceRejected`. :class:`SnmpInterfaceCollector`
-turns IF-MIB walks into canonical :class:`~autonoc.core.types.Sample` values
-through the one table :data:`IF_METRICS` (documented in ``docs/metrics.md``),
-and :func:`poll_many` fans a collector out over many devices, returning one
-result per device whatever happens.
+inventory :class:`~autonoc.core.inventory.Device` at a time. v1/v2c GETs and
+walks to IPv4 agents go through :class:`collectors.snmpwire.SnmpWire` (our own
+BER codec, one UDP socket for all devices); SNMPv3, SETs and IPv6 go through
+pysnmp. Every failure of either is translated in :func:`_map_snmp_errors` into
+:class:`~autonoc.core.errors.DeviceUnreachable`,
+:class:`~autonoc.core.errors.DeviceRejected` or
+:class:`~autonoc.core.errors.DeviceError`. What is read and how it becomes
+canonical samples lives in :mod:`collectors.snmp_groups`;
+:func:`poll_many` fans a collector out over many devices, returning one
+result per device whatever happens (:mod:`collectors.scheduler` does the
+same on a schedule).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
@@ -62,143 +65,20 @@ from autonoc.core.errors import (
 )
 from autonoc.core.inventory import Device, SnmpV2c, SnmpV3
 from autonoc.core.settings import SnmpSettings
-from autonoc.core.types import Sample
 from collectors.base import Collector, CollectRequest, CollectResult
-from collectors.rates import RateTracker
+from collectors.snmpwire import (
+    DEFAULT_MAX_IN_FLIGHT,
+    SnmpWire,
+    WireError,
+    WireStats,
+    WireStatus,
+    WireTarget,
+    WireTimeout,
+)
 
-__all__ = [
-    "IF_COUNTER_DISCONTINUITY_TIME",
-    "IF_METRICS",
-    "IF_NAME",
-    "IF_POLL_COLUMNS",
-    "SYS_UPTIME",
-    "Derive",
-    "MetricSource",
-    "SnmpClient",
-    "SnmpInterfaceCollector",
-    "auth_data",
-    "poll_many",
-    "samples_from_walk",
-]
+__all__ = ["SnmpClient", "auth_data", "poll_many"]
 
 log = structlog.get_logger(__name__)
-
-# ---------------------------------------------------------------------------
-# The mapping: MIB objects to canonical metrics (documented in docs/metrics.md)
-
-
-class Derive(StrEnum):
-    """How a canonical value is derived from its MIB object."""
-
-    RATE = "rate"  # counter -> per-second rate via RateTracker, times scale
-    UP = "up"  # status enum -> 1.0 when up(1), else 0.0
-    TICKS = "ticks"  # TimeTicks (1/100 s) -> seconds
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSource:
-    """Where one canonical metric comes from and how it is derived."""
-
-    metric: str
-    mib_object: str
-    unit: str
-    derive: Derive
-    scale: float = 1.0
-    bits: int = 64
-
-
-SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
-IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
-IF_COUNTER_DISCONTINUITY_TIME = "1.3.6.1.2.1.31.1.1.1.19"
-
-#: Canonical metric sources by OID: a column (``…`` + ``.ifIndex``) or a scalar instance.
-IF_METRICS: dict[str, MetricSource] = {
-    "1.3.6.1.2.1.31.1.1.1.6": MetricSource(
-        "if_in_bps", "IF-MIB::ifHCInOctets", "bit/s", Derive.RATE, scale=8.0
-    ),
-    "1.3.6.1.2.1.31.1.1.1.10": MetricSource(
-        "if_out_bps", "IF-MIB::ifHCOutOctets", "bit/s", Derive.RATE, scale=8.0
-    ),
-    "1.3.6.1.2.1.2.2.1.14": MetricSource(
-        "if_in_errors_ps", "IF-MIB::ifInErrors", "packets/s", Derive.RATE, bits=32
-    ),
-    "1.3.6.1.2.1.2.2.1.20": MetricSource(
-        "if_out_errors_ps", "IF-MIB::ifOutErrors", "packets/s", Derive.RATE, bits=32
-    ),
-    "1.3.6.1.2.1.2.2.1.13": MetricSource(
-        "if_in_discards_ps", "IF-MIB::ifInDiscards", "packets/s", Derive.RATE, bits=32
-    ),
-    "1.3.6.1.2.1.2.2.1.19": MetricSource(
-        "if_out_discards_ps", "IF-MIB::ifOutDiscards", "packets/s", Derive.RATE, bits=32
-    ),
-    "1.3.6.1.2.1.2.2.1.7": MetricSource("if_admin_up", "IF-MIB::ifAdminStatus", "1", Derive.UP),
-    "1.3.6.1.2.1.2.2.1.8": MetricSource("if_oper_up", "IF-MIB::ifOperStatus", "1", Derive.UP),
-    SYS_UPTIME: MetricSource("sys_uptime_s", "SNMPv2-MIB::sysUpTime.0", "s", Derive.TICKS),
-}
-
-_COLUMNS = {oid: src for oid, src in IF_METRICS.items() if oid != SYS_UPTIME}
-#: Every IF-MIB column one interface poll walks.
-IF_POLL_COLUMNS: tuple[str, ...] = (IF_NAME, *_COLUMNS, IF_COUNTER_DISCONTINUITY_TIME)
-
-
-def samples_from_walk(
-    device: str, ts: float, walked: Mapping[str, Any], rates: RateTracker
-) -> list[Sample]:
-    """Map one poll's raw values to canonical samples.
-
-    Args:
-        device: the device's inventory name.
-        ts: when the values were read, epoch seconds.
-        walked: OID (dotted, no leading dot) to value: ints for numbers,
-            str for names, None for missing instances; as :meth:`SnmpClient.walk`
-            returns them.
-        rates: the baselines that turn counters into rates; updated in place.
-
-    Returns:
-        Status and uptime samples always; rate samples only where a previous
-        poll gave a baseline and no wrap, reboot or counter reset intervened.
-    """
-    samples: list[Sample] = []
-    ticks = walked.get(SYS_UPTIME)
-    uptime: float | None = None
-    if isinstance(ticks, int):
-        uptime = ticks / 100.0
-        samples.append(Sample(device, "sys_uptime_s", "", ts, uptime))
-
-    rows: dict[str, dict[str, Any]] = {}
-    for oid, value in walked.items():
-        column, _, index = oid.rpartition(".")
-        rows.setdefault(index, {})[column] = value
-
-    for index, row in rows.items():
-        name = row.get(IF_NAME)
-        if not isinstance(name, str) or not name:
-            if not any(col in row for col in _COLUMNS):
-                continue  # not an interface row (a scalar such as sysUpTime.0)
-            name = f"ifIndex.{index}"
-        disc = row.get(IF_COUNTER_DISCONTINUITY_TIME)
-        discontinuity = disc if isinstance(disc, int) else None
-        for column, src in _COLUMNS.items():
-            value = row.get(column)
-            if not isinstance(value, int):
-                continue
-            if src.derive is Derive.UP:
-                samples.append(Sample(device, src.metric, name, ts, 1.0 if value == 1 else 0.0))
-                continue
-            rate = rates.update(
-                device,
-                name,
-                src.metric,
-                ts,
-                value,
-                bits=src.bits,
-                uptime=uptime,
-                discontinuity=discontinuity,
-            )
-            if rate is not None:
-                samples.append(Sample(device, src.metric, name, ts, rate * src.scale))
-    return samples
-
 
 # ---------------------------------------------------------------------------
 # Credentials
@@ -289,9 +169,25 @@ def _check(indication: Any, status: Any, index: Any, oids: Sequence[str]) -> Non
         raise _SnmpResponseError(indication, status, index, oids)
 
 
+def _rejected(device_name: str, address: str, name: str, oid: str) -> DeviceRejected:
+    hint = _STATUS_HINTS.get(name)
+    return DeviceRejected(
+        device_name, f"{address} answered {name} for {oid}" + (f" ({hint})" if hint else "")
+    )
+
+
+def _unreachable(device_name: str, address: str, attempts: int) -> DeviceUnreachable:
+    return DeviceUnreachable(
+        device_name,
+        f"no SNMP response from {address} after {attempts} "
+        f"attempt{'s' if attempts != 1 else ''} (check the address, port, "
+        "community/credentials and ACLs)",
+    )
+
+
 @contextmanager
 def _map_snmp_errors(device_name: str, address: str, attempts: int) -> Iterator[None]:
-    """Translate pysnmp failures inside the block into autonoc's error tree.
+    """Translate pysnmp and wire-client failures inside the block into autonoc's error tree.
 
     Args:
         device_name: the device, named in every message.
@@ -300,14 +196,15 @@ def _map_snmp_errors(device_name: str, address: str, attempts: int) -> Iterator[
     """
     try:
         yield
+    except WireTimeout as exc:
+        raise _unreachable(device_name, address, attempts) from exc
+    except WireStatus as exc:
+        raise _rejected(device_name, address, exc.name, exc.oid) from exc
+    except WireError as exc:  # malformed replies, an invalid OID, a closed client
+        raise DeviceError(device_name, f"SNMP request to {address} failed: {exc}") from exc
     except _SnmpResponseError as exc:
         if isinstance(exc.indication, errind.RequestTimedOut):
-            raise DeviceUnreachable(
-                device_name,
-                f"no SNMP response from {address} after {attempts} "
-                f"attempt{'s' if attempts != 1 else ''} (check the address, port, "
-                "community/credentials and ACLs)",
-            ) from exc
+            raise _unreachable(device_name, address, attempts) from exc
         if exc.indication:
             message = f"SNMP error from {address}: {exc.indication}"
             if isinstance(exc.indication, _REJECTIONS):
@@ -315,13 +212,8 @@ def _map_snmp_errors(device_name: str, address: str, attempts: int) -> Iterator[
                     device_name, f"{message} (check the SNMPv3 user, protocols and keys)"
                 ) from exc
             raise DeviceError(device_name, message) from exc
-        name = _status_name(exc.status)
         oid = exc.oids[exc.index - 1] if 0 < exc.index <= len(exc.oids) else "?"
-        hint = _STATUS_HINTS.get(name)
-        raise DeviceRejected(
-            device_name,
-            f"{address} answered {name} for {oid}" + (f" ({hint})" if hint else ""),
-        ) from exc
+        raise _rejected(device_name, address, _status_name(exc.status), oid) from exc
     except (PySnmpError, PyAsn1Error) as exc:
         raise DeviceError(
             device_name, f"SNMP request to {address} failed: {type(exc).__name__}: {exc}"
@@ -373,21 +265,34 @@ def _to_python(value: Any) -> Any:
 
 
 class SnmpClient:
-    """SNMP GET, walk and SET over one pysnmp engine, shared by all devices.
+    """SNMP GET, walk and SET for all devices: a lean v1/v2c path, pysnmp for the rest.
 
-    The engine is created on first use on the running event loop (and again
-    if a later call runs on another loop). Call :meth:`close`, or use the
-    client as an async context manager, to release its socket.
+    v1/v2c GETs and walks to IPv4 agents (addresses, or names that resolve to
+    one) share one :class:`~collectors.snmpwire.SnmpWire`; SNMPv3, SETs and
+    IPv6 share one pysnmp engine. Both are created on first use on the running
+    event loop (and again if a later call runs on another loop). Call
+    :meth:`close`, or use the client as an async context manager, to release
+    their sockets.
+
+    Args:
+        settings: timeouts, retries and GETBULK size.
+        max_in_flight: v1/v2c requests outstanding at once, over all devices.
     """
 
-    def __init__(self, settings: SnmpSettings) -> None:
+    def __init__(
+        self, settings: SnmpSettings, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ) -> None:
         self.settings = settings
+        self.max_in_flight = max_in_flight
         self._engine: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._targets: dict[tuple[str, int], Any] = {}
+        self._wire: SnmpWire | None = None
+        self._wire_stats = WireStats()  # what closed wire clients did, carried over
+        self._ipv4: dict[str, str | None] = {}  # host -> IPv4 address, None: use pysnmp
         # Rows seen per walk last time, per (device, roots): GETBULK then asks for
         # little more than the table holds instead of decoding max_repetitions
-        # rows of whatever follows it (pysnmp's decoder is the costly part).
+        # rows of whatever follows it.
         self._rows_hint: dict[tuple[str, tuple[str, ...]], int] = {}
 
     async def get(self, device: Device, oids: Sequence[str]) -> dict[str, Any]:
@@ -397,6 +302,10 @@ class SnmpClient:
             DeviceUnreachable, DeviceRejected, DeviceError: see :func:`_map_snmp_errors`.
             ConfigError: the device has no ``snmp`` section.
         """
+        wire = await self._wire_route(device)
+        if wire is not None:
+            with self._errors(device):
+                return await wire[0].get(wire[1], oids)
         engine, auth, target = await self._session(device, write=False)
         oids = [_oid_str(o) for o in oids]
         with self._errors(device):
@@ -422,16 +331,39 @@ class SnmpClient:
         Returns:
             OID to value for every instance found (scalars that do not exist
             are left out).
+
+        Raises:
+            DeviceUnreachable, DeviceRejected, DeviceError, ConfigError: as :meth:`get`.
         """
+        roots = {_oid_str(r): _oid_tuple(r) for r in root_oids}
+        hint_key = (device.name, tuple(roots))
+        max_reps = min(self.settings.max_repetitions, self._rows_hint.get(hint_key, 10**6))
+        wire = await self._wire_route(device)
+        if wire is not None:
+            with self._errors(device):
+                out: dict[str, Any] = await wire[0].walk(
+                    wire[1], list(roots), scalars=scalars, max_repetitions=max_reps
+                )
+        else:
+            out = await self._pysnmp_walk(device, roots, scalars, max_reps)
+        if roots:
+            rows = len(out) // len(roots)
+            self._rows_hint[hint_key] = max(2, rows + 2)
+        return out
+
+    async def _pysnmp_walk(
+        self,
+        device: Device,
+        roots: Mapping[str, tuple[int, ...]],
+        scalars: Sequence[str],
+        max_reps: int,
+    ) -> dict[str, Any]:
         engine, auth, target = await self._session(device, write=False)
         assert device.snmp is not None
         v1 = device.snmp.version == "v1"
-        roots = {_oid_str(r): _oid_tuple(r) for r in root_oids}
         position = dict.fromkeys(roots, "")  # last OID seen per root; "" = the root itself
         pending_scalars = [_oid_str(s) for s in scalars]
         out: dict[str, Any] = {}
-        hint_key = (device.name, tuple(roots))
-        max_reps = min(self.settings.max_repetitions, self._rows_hint.get(hint_key, 10**6))
         with self._errors(device):
             while position or pending_scalars:
                 active = list(position)
@@ -469,9 +401,6 @@ class SnmpClient:
                         out[want] = _to_python(value)
                 pending_scalars = []
                 self._advance(vbs[n_scalars:], active, roots, position, out, reps)
-        if roots:
-            rows = len(out) // len(roots)
-            self._rows_hint[hint_key] = max(2, rows + 2)
         return out
 
     @staticmethod
@@ -535,11 +464,31 @@ class SnmpClient:
             _check(ind, status, index, [oid])
 
     def close(self) -> None:
-        """Release the engine's socket. The client can be used again afterwards."""
-        engine, self._engine, self._loop = self._engine, None, None
-        self._targets.clear()
-        if engine is not None:
-            engine.close_dispatcher()
+        """Release the sockets. The client can be used again afterwards."""
+        self._close_engine()
+        self._close_wire()
+
+    def stats(self) -> WireStats:
+        """The v1/v2c wire client's counters since this client was created.
+
+        ``in_flight`` and ``rcvbuf`` describe the current socket (0 when none is open).
+        """
+        done = self._wire_stats
+        if self._wire is None:
+            return done
+        now = self._wire.stats()
+        return WireStats(
+            requests=done.requests + now.requests,
+            retries=done.retries + now.retries,
+            replies=done.replies + now.replies,
+            timeouts=done.timeouts + now.timeouts,
+            malformed=done.malformed + now.malformed,
+            unmatched=done.unmatched + now.unmatched,
+            wrong_source=done.wrong_source + now.wrong_source,
+            varbinds=done.varbinds + now.varbinds,
+            in_flight=now.in_flight,
+            rcvbuf=now.rcvbuf,
+        )
 
     async def __aenter__(self) -> SnmpClient:
         return self
@@ -557,16 +506,56 @@ class SnmpClient:
     def _errors(self, device: Device) -> Any:
         return _map_snmp_errors(device.name, _address(device), attempts=self.settings.retries + 1)
 
-    async def _session(self, device: Device, *, write: bool) -> tuple[Any, Any, Any]:
-        if device.snmp is None:
-            raise ConfigError(
-                f"{device.name}: no snmp section in the inventory "
-                "(add snmp: {version: v2c, community: ...})"
+    def _close_engine(self) -> None:
+        engine, self._engine, self._loop = self._engine, None, None
+        self._targets.clear()
+        if engine is not None:
+            engine.close_dispatcher()
+
+    def _close_wire(self) -> None:
+        if self._wire is None:
+            return
+        wire, self._wire_stats = self._wire, self.stats()
+        self._wire = None
+        wire.close()
+
+    async def _wire_route(self, device: Device) -> tuple[SnmpWire, WireTarget] | None:
+        """The wire client and target for a v1/v2c device with an IPv4 address, else None."""
+        creds = _credentials(device)
+        if not isinstance(creds, SnmpV2c):
+            return None
+        host = device.mgmt.host
+        if host in self._ipv4:
+            address = self._ipv4[host]
+        else:
+            address, final = await _resolve_ipv4(host)
+            if final:
+                self._ipv4[host] = address
+        if address is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._wire is not None and self._wire.loop not in (None, loop):
+            self._close_wire()
+        if self._wire is None:
+            self._wire = SnmpWire(
+                timeout=self.settings.timeout,
+                retries=self.settings.retries,
+                max_in_flight=self.max_in_flight,
             )
+        target = WireTarget(
+            address,
+            device.mgmt.snmp_port,
+            creds.community.get_secret_value().encode(),
+            0 if creds.version == "v1" else 1,
+        )
+        return self._wire, target
+
+    async def _session(self, device: Device, *, write: bool) -> tuple[Any, Any, Any]:
+        creds = _credentials(device)
         loop = asyncio.get_running_loop()
         if self._engine is None or self._loop is not loop:
             if self._engine is not None and self._loop is not None and not self._loop.is_closed():
-                self.close()
+                self._close_engine()
             self._engine, self._loop = SnmpEngine(), loop
             self._targets.clear()
         key = (device.mgmt.host, device.mgmt.snmp_port)
@@ -578,7 +567,38 @@ class SnmpClient:
                     key, timeout=self.settings.timeout, retries=self.settings.retries
                 )
             self._targets[key] = target
-        return self._engine, auth_data(device.snmp, write=write), target
+        return self._engine, auth_data(creds, write=write), target
+
+
+def _credentials(device: Device) -> SnmpV2c | SnmpV3:
+    if device.snmp is None:
+        raise ConfigError(
+            f"{device.name}: no snmp section in the inventory "
+            "(add snmp: {version: v2c, community: ...})"
+        )
+    return device.snmp
+
+
+async def _resolve_ipv4(host: str) -> tuple[str | None, bool]:
+    """``host`` as a dotted IPv4 address, or None for IPv6 or a name without one.
+
+    Returns:
+        The address, and whether the answer may be kept (a failed lookup may
+        succeed later: until then pysnmp resolves the name and reports why not).
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return (str(address) if address.version == 4 else None), True
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM
+        )
+    except OSError:
+        return None, False
+    return (str(infos[0][4][0]), True) if infos else (None, False)
 
 
 def _object_types(oids: Iterable[str]) -> list[Any]:
@@ -591,56 +611,7 @@ def _address(device: Device) -> str:
 
 
 # ---------------------------------------------------------------------------
-# The interface collector and the fan-out
-
-
-class SnmpInterfaceCollector:
-    """Polls IF-MIB interface counters and status; a :class:`~collectors.base.Collector`.
-
-    Counters become rates with a :class:`RateTracker` the collector owns, so
-    rates appear from the second poll of a device on.
-
-    Args:
-        client: the SNMP client to poll through.
-        clock: epoch seconds; injectable for tests.
-    """
-
-    name = "snmp"
-
-    def __init__(self, client: SnmpClient, *, clock: Callable[[], float] = time.time) -> None:
-        self.client = client
-        self.rates = RateTracker()
-        self._clock = clock
-
-    async def collect(self, device: Device, request: CollectRequest) -> CollectResult:
-        """Poll ``device``; failures come back as ``failed=True`` results, never raised."""
-        started = time.perf_counter()
-        if "interfaces" not in request.groups:
-            return CollectResult(device=device.name)
-        before = self._clock()
-        try:
-            walked = await self.client.walk(device, IF_POLL_COLUMNS, scalars=(SYS_UPTIME,))
-        except (DeviceError, ConfigError) as exc:
-            log.debug("snmp_poll_failed", device=device.name, error=str(exc))
-            return CollectResult(
-                device=device.name,
-                failed=True,
-                exception=exc,
-                elapsed_ms=(time.perf_counter() - started) * 1000,
-            )
-        # The values were read somewhere between the first request and the
-        # last answer; the midpoint keeps successive polls comparable.
-        ts = (before + self._clock()) / 2
-        samples = samples_from_walk(device.name, ts, walked, self.rates)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        log.debug(
-            "snmp_poll_completed",
-            device=device.name,
-            varbinds=len(walked),
-            samples=len(samples),
-            ms=round(elapsed_ms, 1),
-        )
-        return CollectResult(device=device.name, samples=samples, elapsed_ms=elapsed_ms)
+# The fan-out
 
 
 async def poll_many(

@@ -16,7 +16,8 @@ from autonoc.core.inventory import Inventory
 from autonoc.core.settings import Settings
 from autonoc.core.types import ActionPlan, ActionResult
 from collectors.inventory import load_inventory
-from collectors.snmp import SnmpClient, SnmpInterfaceCollector
+from collectors.snmp import SnmpClient
+from collectors.snmp_groups import SnmpCollector
 from playbooks.base import Catalog
 from playbooks.engine import PlaybookEngine
 from worker.locks import RedisDeviceLock
@@ -82,7 +83,7 @@ class PlaybookRunner:
                 catalog=Catalog.load(),
                 inventory=inventory,
                 snmp=snmp,
-                collector_factory=lambda: SnmpInterfaceCollector(snmp),
+                collector_factory=lambda: SnmpCollector(snmp),
                 lock=RedisDeviceLock(client),
                 audit=AuditLog(db),
             )

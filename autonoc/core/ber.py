@@ -9,7 +9,10 @@ negative powers of two that way (-128 as ``ff 80``), and pysnmp is a client too.
 
 Encoding is built for the agent's hot path: OID TLVs are pre-encoded by the
 caller (see :class:`lab.snmp.mib.MibLayout`) and each value is one call to
-:func:`encode_value`. A message is::
+:func:`encode_value`. The client's hot path (:mod:`collectors.snmpwire`) has
+its own pair: :func:`encode_request`, and :func:`decode_response_header` with
+:func:`decode_varbinds_plain`, which reads varbinds straight to plain Python
+values and leaves names encoded, for byte comparison. A message is::
 
     SEQUENCE { version INTEGER, community OCTET STRING,
                PDU [tag] { request-id, error-status | non-repeaters,
@@ -55,13 +58,17 @@ __all__ = [
     "VarBind",
     "decode_message",
     "decode_oid",
+    "decode_response_header",
     "decode_value",
+    "decode_varbinds_plain",
     "encode_length",
     "encode_message",
     "encode_notification",
     "encode_oid",
+    "encode_request",
     "encode_value",
     "encode_varbind",
+    "oid_dotted",
     "peek_version",
 ]
 
@@ -542,3 +549,203 @@ def encode_notification(
     return encode_message(
         VERSION_2C, community, INFORM if inform else TRAP_V2, request_id, 0, 0, b"".join(parts)
     )
+
+
+# Client side: requests out, responses in, on a poller's hot path.
+
+_NULL_VALUE = b"\x05\x00"
+
+
+def encode_request(
+    version: int,
+    community: bytes,
+    pdu_type: int,
+    request_id: int,
+    oid_tlvs: Sequence[bytes],
+    *,
+    non_repeaters: int = 0,
+    max_repetitions: int = 0,
+) -> bytes:
+    """A GET, GETNEXT or GETBULK request for already encoded names (see :func:`encode_oid`).
+
+    Every value is NULL. ``non_repeaters`` and ``max_repetitions`` fill the
+    error-status and error-index fields, so they only mean something for GETBULK.
+    """
+    varbinds = b"".join([encode_varbind(tlv, _NULL_VALUE) for tlv in oid_tlvs])
+    return encode_message(
+        version, community, pdu_type, request_id, non_repeaters, max_repetitions, varbinds
+    )
+
+
+def decode_response_header(data: bytes) -> tuple[int, bytes, int, int, int, int, int, int]:
+    """The envelope of a v1/v2c message, leaving its varbinds undecoded.
+
+    Returns:
+        ``(version, community, pdu_type, request_id, error_status, error_index,
+        start, stop)``: the varbind list's contents lie in ``data[start:stop]``,
+        for :func:`decode_varbinds_plain`.
+
+    Raises:
+        BerError: as :func:`decode_message` for everything but the varbinds.
+    """
+    end = len(data)
+    if end > MAX_MESSAGE_SIZE:
+        raise BerError(f"message of {end} bytes exceeds {MAX_MESSAGE_SIZE}")
+    start, stop = _expect(data, 0, end, SEQUENCE)
+    if stop != end:
+        raise BerError(f"{end - stop} trailing bytes after the message")
+    version, pos = _int32(data, start, stop)
+    if version not in (VERSION_1, VERSION_2C):
+        raise BerError(f"version {version} is not SNMPv1 (0) or SNMPv2c (1)")
+    c_start, pos = _expect(data, pos, stop, OCTET_STRING)
+    community = data[c_start:pos]
+    pdu_type, p_start, p_stop = _header(data, pos, stop)
+    if pdu_type not in _PDU_TAGS:
+        raise BerError(f"unsupported PDU type 0x{pdu_type:02x}")
+    if p_stop != stop:
+        raise BerError("trailing bytes after the PDU")
+    request_id, pos = _int32(data, p_start, p_stop)
+    error_status, pos = _int32(data, pos, p_stop)
+    error_index, pos = _int32(data, pos, p_stop)
+    l_start, l_stop = _expect(data, pos, p_stop, SEQUENCE)
+    if l_stop != p_stop:
+        raise BerError("trailing bytes after the varbind list")
+    return version, community, pdu_type, request_id, error_status, error_index, l_start, l_stop
+
+
+_OID_STRINGS: dict[bytes, str] = {}
+_OID_CACHE_LIMIT = 1 << 16
+
+
+def oid_dotted(content: bytes) -> str:
+    """The dotted text (``1.3.6.1.2.1.1.3.0``) of an OID's encoded contents.
+
+    Recently seen OIDs come from a bounded cache.
+
+    Raises:
+        BerError: as :func:`decode_oid`.
+    """
+    text = _OID_STRINGS.get(content)
+    if text is None:
+        text = ".".join(map(str, decode_oid(content)))
+        if len(_OID_STRINGS) >= _OID_CACHE_LIMIT:
+            _OID_STRINGS.clear()
+        _OID_STRINGS[content] = text
+    return text
+
+
+def _text(raw: bytes) -> str | bytes:
+    if raw.isascii():
+        return raw.decode("ascii")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _long_length(data: bytes, pos: int) -> tuple[int, int]:
+    """A long-form length at ``pos`` (its first octet 0x81..0x83): ``(length, contents start)``."""
+    first = data[pos]
+    if first == 0x81:
+        return data[pos + 1], pos + 2
+    if first == 0x82:
+        return (data[pos + 1] << 8) | data[pos + 2], pos + 3
+    if first == 0x83:
+        return (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3], pos + 4
+    raise BerError(f"unsupported length octet 0x{first:02x} at offset {pos}")
+
+
+def decode_varbinds_plain(data: bytes, start: int, stop: int) -> list[tuple[bytes, int, object]]:
+    """Decode a varbind list's contents fast, to plain Python values.
+
+    Each varbind becomes ``(name, tag, value)``: ``name`` is the OID's encoded
+    contents (compare it as bytes; :func:`oid_dotted` makes it text), ``tag``
+    the value's tag, and ``value`` an ``int`` (INTEGER, Counter32/64, Gauge32,
+    TimeTicks), ``str`` for an OCTET STRING or Opaque that is UTF-8 and
+    ``bytes`` otherwise, dotted ``str`` for an OBJECT IDENTIFIER or IpAddress,
+    or ``None`` (NULL, noSuchObject, noSuchInstance, endOfMibView: tell them
+    apart by ``tag``).
+
+    Checks every length against its enclosing one, value lengths and ranges
+    and the OIDs' last octet; an OID's sub-identifiers are checked when
+    :func:`oid_dotted` or :func:`decode_oid` reads it. The unsigned types are
+    read as unsigned even without the leading zero octet some agents forget.
+
+    Raises:
+        BerError: truncated, malformed, out of range or an unknown value tag.
+    """
+    out: list[tuple[bytes, int, object]] = []
+    append = out.append
+    pos = start
+    try:
+        while pos < stop:
+            if data[pos] != SEQUENCE:
+                raise BerError(f"expected a varbind SEQUENCE at offset {pos}")
+            n = data[pos + 1]
+            if n < 0x80:
+                pos += 2
+            else:
+                n, pos = _long_length(data, pos + 1)
+            vb_stop = pos + n
+            if vb_stop > stop:
+                raise BerError(f"varbind at offset {pos} runs past the list")
+            if data[pos] != OBJECT_IDENTIFIER:
+                raise BerError(f"expected an OBJECT IDENTIFIER at offset {pos}")
+            n = data[pos + 1]
+            if n < 0x80:
+                pos += 2
+            else:
+                n, pos = _long_length(data, pos + 1)
+            o_stop = pos + n
+            if n == 0 or o_stop > vb_stop or data[o_stop - 1] & 0x80:
+                raise BerError(f"malformed OBJECT IDENTIFIER at offset {pos}")
+            name = data[pos:o_stop]
+            tag = data[o_stop]
+            n = data[o_stop + 1]
+            if n < 0x80:
+                pos = o_stop + 2
+            else:
+                n, pos = _long_length(data, o_stop + 1)
+            end = pos + n
+            if end != vb_stop:
+                raise BerError(f"value at offset {o_stop} does not fill its varbind")
+            value: object
+            if COUNTER32 <= tag <= TIMETICKS:  # Counter32, Gauge32, TimeTicks
+                if not 0 < n <= 5:
+                    raise BerError(f"value of {n} bytes at offset {o_stop} for tag 0x{tag:02x}")
+                value = int.from_bytes(data[pos:end], "big")
+                if value > 0xFFFFFFFF:
+                    raise BerError(f"value at offset {o_stop} exceeds 32 bits")
+            elif tag == OCTET_STRING:
+                value = _text(data[pos:end])
+            elif tag == INTEGER:
+                if not 0 < n <= 5:
+                    raise BerError(f"INTEGER of {n} bytes at offset {o_stop}")
+                value = int.from_bytes(data[pos:end], "big", signed=True)
+                if n == 5 and not _INT32[0] <= value <= _INT32[1]:
+                    raise BerError(f"INTEGER at offset {o_stop} is out of the 32-bit range")
+            elif tag == COUNTER64:
+                if not 0 < n <= 9:
+                    raise BerError(f"Counter64 of {n} bytes at offset {o_stop}")
+                value = int.from_bytes(data[pos:end], "big")
+                if value > 0xFFFFFFFFFFFFFFFF:
+                    raise BerError(f"Counter64 at offset {o_stop} exceeds 64 bits")
+            elif tag == NULL or NO_SUCH_OBJECT <= tag <= END_OF_MIB_VIEW:
+                if n:
+                    raise BerError(f"tag 0x{tag:02x} at offset {o_stop} must be empty")
+                value = None
+            elif tag == OBJECT_IDENTIFIER:
+                value = oid_dotted(data[pos:end])
+            elif tag == IP_ADDRESS:
+                if n != 4:
+                    raise BerError(f"IpAddress at offset {o_stop} is not 4 bytes")
+                value = "%d.%d.%d.%d" % tuple(data[pos:end])  # noqa: UP031
+            elif tag == OPAQUE:
+                value = _text(data[pos:end])
+            else:
+                raise BerError(f"unknown value tag 0x{tag:02x} at offset {o_stop}")
+            append((name, tag, value))
+            pos = end
+    except IndexError:
+        raise BerError(f"truncated varbind at offset {pos}") from None
+    return out

@@ -35,6 +35,7 @@ __all__ = [
     "audit_log",
     "check_database",
     "current_revision",
+    "events",
     "head_revision",
     "incident_events",
     "incidents",
@@ -42,6 +43,7 @@ __all__ = [
     "make_engine",
     "map_db_errors",
     "metadata",
+    "sample_rollups",
     "samples",
     "upgrade",
 ]
@@ -104,7 +106,53 @@ samples = sa.Table(
     sa.Column("instance", sa.String(), nullable=False, server_default=""),
     sa.Column("ts", sa.Double(), nullable=False),
     sa.Column("value", sa.Double(), nullable=False),
-    sa.Index("ix_samples_device_metric_instance_ts", "device", "metric", "instance", "ts"),
+    # One value per series and instant: a redelivered batch stores nothing twice.
+    sa.Index(
+        "uq_samples_device_metric_instance_ts", "device", "metric", "instance", "ts", unique=True
+    ),
+    # Retention and compaction walk the table by time.
+    sa.Index("ix_samples_ts", "ts"),
+)
+
+#: Downsampled samples: one row per series, resolution and bucket (start, epoch seconds).
+sample_rollups = sa.Table(
+    "sample_rollups",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("device", sa.String(), nullable=False),
+    sa.Column("metric", sa.String(), nullable=False),
+    sa.Column("instance", sa.String(), nullable=False, server_default=""),
+    sa.Column("resolution_s", sa.Integer(), nullable=False),
+    sa.Column("bucket", sa.Double(), nullable=False),
+    sa.Column("avg", sa.Double(), nullable=False),
+    sa.Column("min", sa.Double(), nullable=False),
+    sa.Column("max", sa.Double(), nullable=False),
+    sa.Column("count", sa.Integer(), nullable=False),
+    sa.Index(
+        "uq_sample_rollups_device_metric_instance_resolution_s_bucket",
+        "device",
+        "metric",
+        "instance",
+        "resolution_s",
+        "bucket",
+        unique=True,
+    ),
+    sa.Index("ix_sample_rollups_bucket", "bucket"),
+)
+
+#: Alarms (traps, state changes) as they arrived; one row per device, instance, kind and instant.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("device", sa.String(), nullable=False),
+    sa.Column("instance", sa.String(), nullable=False, server_default=""),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("severity", sa.String(), nullable=False),
+    sa.Column("ts", sa.Double(), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False, server_default=""),
+    sa.Index("uq_events_device_instance_kind_ts", "device", "instance", "kind", "ts", unique=True),
+    sa.Index("ix_events_ts", "ts"),
 )
 
 anomalies = sa.Table(

@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "Autonomy",
+    "BusSettings",
     "DemoSettings",
+    "HistorySettings",
     "LabSettings",
     "LogSettings",
     "PolicySettings",
@@ -66,6 +68,27 @@ class DemoSettings(BaseModel):
     deadline: float = Field(150.0, gt=0, description="seconds before the demo gives up")
 
 
+class BusSettings(BaseModel):
+    """The telemetry bus on Redis Streams."""
+
+    maxlen: int = Field(
+        1_000_000, ge=1, description="entries a stream keeps (approximate trimming)"
+    )
+    batch: int = Field(500, ge=1, description="samples per stream entry")
+    claim_idle_ms: int = Field(
+        30_000, ge=1, description="pending this long on a consumer, an entry goes to another"
+    )
+
+
+class HistorySettings(BaseModel):
+    """The SQL history: retention and downsampling."""
+
+    raw_retention_days: float = Field(7, gt=0, description="raw samples kept this long")
+    rollup_resolution_s: int = Field(300, ge=1, description="bucket of downsampled samples")
+    rollup_retention_days: float = Field(90, gt=0, description="downsampled samples kept")
+    write_batch: int = Field(5000, ge=1, description="samples per SQL transaction, at most")
+
+
 class Settings(BaseSettings):
     """Everything configurable about one autonoc installation."""
 
@@ -92,6 +115,8 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     lab: LabSettings = Field(default_factory=LabSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

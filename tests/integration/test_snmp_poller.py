@@ -13,7 +13,8 @@ from autonoc.core.errors import DeviceRejected, DeviceUnreachable
 from autonoc.core.inventory import Device, Mgmt, Role, SnmpV2c
 from autonoc.core.settings import SnmpSettings
 from collectors.base import CollectRequest, CollectResult
-from collectors.snmp import IF_NAME, SnmpClient, SnmpInterfaceCollector, poll_many
+from collectors.snmp import SnmpClient, poll_many
+from collectors.snmp_groups import IF_NAME, SnmpCollector
 from lab.network import LabNetwork
 from lab.runner import LabRunner
 
@@ -36,9 +37,7 @@ def _value(result: CollectResult, metric: str, instance: str) -> float | None:
     return None
 
 
-async def _poll(
-    collector: SnmpInterfaceCollector, devices: tuple[Device, ...]
-) -> dict[str, CollectResult]:
+async def _poll(collector: SnmpCollector, devices: tuple[Device, ...]) -> dict[str, CollectResult]:
     results = await poll_many(collector, devices, CollectRequest(), SETTINGS.concurrency)
     for result in results:
         result.raise_for_status()
@@ -57,7 +56,7 @@ def test_two_polls_give_traffic_rates(lab: LabRunner) -> None:
 
     async def run() -> tuple[dict[str, CollectResult], dict[str, CollectResult]]:
         async with SnmpClient(SETTINGS) as client:
-            collector = SnmpInterfaceCollector(client)
+            collector = SnmpCollector(client)
             first = await _poll(collector, devices)
             await asyncio.sleep(1.0)
             return first, await _poll(collector, devices)
@@ -77,12 +76,12 @@ def test_admin_down_shows_on_both_ends_and_set_brings_it_back(lab: LabRunner) ->
 
     async def run() -> tuple[dict[str, CollectResult], dict[str, CollectResult]]:
         async with SnmpClient(SETTINGS) as client:
-            collector = SnmpInterfaceCollector(client)
+            collector = SnmpCollector(client)
             await _poll(collector, inventory.devices)
             lab.inject_admin_down("pe1", "eth1")
             down = await _poll(collector, inventory.devices)
 
-            names = await client.walk(pe1, [IF_NAME])
+            names = await client.walk(pe1, [IF_NAME.oid])
             [if_index] = [oid.rsplit(".", 1)[1] for oid, name in names.items() if name == "eth1"]
             with pytest.raises(DeviceRejected, match="noAccess"):
                 await client.set(pe1, f"{IF_ADMIN_STATUS}.{if_index}", 1, write=False)
@@ -107,12 +106,12 @@ def test_walk_spans_many_getbulk_requests() -> None:
 
         async def run() -> dict[str, object]:
             async with SnmpClient(settings) as client:
-                return await client.walk(pe1, [IF_NAME])
+                return await client.walk(pe1, [IF_NAME.oid])
 
         names = asyncio.run(run())
     assert len(expected) == 40  # enough for six requests of seven
     assert sorted(str(n) for n in names.values()) == expected  # all, and nothing past the column
-    assert all(oid.startswith(IF_NAME + ".") for oid in names)
+    assert all(oid.startswith(IF_NAME.oid + ".") for oid in names)
 
 
 def test_unreachable_device_is_a_failed_result_fast() -> None:
@@ -126,7 +125,7 @@ def test_unreachable_device_is_a_failed_result_fast() -> None:
 
     async def run() -> list[CollectResult]:
         async with SnmpClient(SnmpSettings(timeout=0.2, retries=0)) as client:
-            collector = SnmpInterfaceCollector(client)
+            collector = SnmpCollector(client)
             return await poll_many(collector, [dead, no_snmp], CollectRequest(), 8)
 
     started = time.perf_counter()

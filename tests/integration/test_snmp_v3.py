@@ -12,7 +12,8 @@ from autonoc.core.errors import DeviceError
 from autonoc.core.inventory import Device, SnmpV3
 from autonoc.core.settings import SnmpSettings
 from collectors.base import CollectRequest
-from collectors.snmp import SnmpClient, SnmpInterfaceCollector
+from collectors.snmp import SnmpClient
+from collectors.snmp_groups import SnmpCollector
 from lab.network import LabNetwork
 from lab.runner import LabRunner
 
@@ -43,7 +44,7 @@ def test_v3_poll_gives_rates_and_set_works(lab: LabRunner) -> None:
     async def scenario() -> tuple[float, float]:
         client = SnmpClient(SnmpSettings(timeout=1.0, retries=1))
         try:
-            collector = SnmpInterfaceCollector(client)
+            collector = SnmpCollector(client)
             (await collector.collect(device, CollectRequest())).raise_for_status()
             await asyncio.sleep(1.0)
             second = (await collector.collect(device, CollectRequest())).raise_for_status()
@@ -74,7 +75,7 @@ def test_wrong_v3_key_is_an_error_result_not_data(lab: LabRunner, field: str) ->
     async def poll() -> object:
         client = SnmpClient(SnmpSettings(timeout=0.5, retries=0))
         try:
-            return await SnmpInterfaceCollector(client).collect(device, CollectRequest())
+            return await SnmpCollector(client).collect(device, CollectRequest())
         finally:
             client.close()
 
