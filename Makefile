@@ -20,7 +20,7 @@ TORCH_ARGS    := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 # tools and snmpd, yuma123's netconfd behind OpenSSH. Installed with apt-get
 # when missing and we may (root); otherwise those tests skip (and fail in CI).
 SYSTEM_TOOLS := snmpwalk snmpd netconfd sshd
-SYSTEM_PKGS  := snmp snmpd netconfd openssh-server
+SYSTEM_PKGS  := snmp snmpd netconfd netconfd-module-ietf-interfaces openssh-server
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/autonoc demo

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from autonoc import __version__
+from autonoc.cli_collect import collect_app
 from autonoc.cli_common import JsonOpt, console, emit, err, fail, load_settings
 from autonoc.cli_lab import lab_app
 from autonoc.cli_models import models_app
@@ -34,6 +35,7 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
 app.add_typer(lab_app, name="lab")
+app.add_typer(collect_app, name="collect")
 app.add_typer(models_app, name="models")
 
 

@@ -221,6 +221,8 @@ class _Due:
     device: str = field(compare=False)
     protocol: str = field(compare=False)
     group: str = field(compare=False)
+    #: The slot on the device's grid before jitter; jitter never accumulates.
+    grid: float = field(compare=False, default=0.0)
 
 
 class Poller:
@@ -257,6 +259,7 @@ class Poller:
         self._in_flight: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[PollOutcome]] = set()
         self._seq = 0
+        self._jitter_seed = self._rng.getrandbits(32)
         #: Polls skipped because the previous one of that device was still running.
         self.overruns = 0
         #: The largest lag seen since the last :meth:`take_max_lag`.
@@ -354,7 +357,8 @@ class Poller:
             for protocol, groups in self.plan(device).items():
                 for group in groups:
                     spread = min(self._interval(group), self.policy.max_initial_spread)
-                    heap.append(_Due(now + phase * spread, seq, device.name, protocol, group))
+                    at = now + phase * spread
+                    heap.append(_Due(at, seq, device.name, protocol, group, grid=at))
                     seq += 1
         heapq.heapify(heap)
         self._seq = seq
@@ -362,12 +366,15 @@ class Poller:
 
     def _next(self, due: _Due, now: float) -> _Due:
         interval = self._interval(due.group)
-        at = due.at + interval
-        if at <= now:  # far behind (a stalled loop, a long pause): skip, keep the phase
-            at += interval * (1 + (now - at) // interval)
-        at += self._rng.uniform(-self.policy.jitter, self.policy.jitter) * interval
+        grid = due.grid + interval
+        if grid <= now:  # far behind (a stalled loop, a long pause): skip, keep the phase
+            grid += interval * (1 + (now - grid) // interval)
+        # The same jitter for every group of a device that shares this slot, so
+        # they still go out as one collection.
+        unit = _unit_hash("jitter", due.device, f"{grid:.3f}", str(self._jitter_seed))
+        at = grid + (2 * unit - 1) * self.policy.jitter * interval
         self._seq += 1
-        return _Due(max(at, now), self._seq, due.device, due.protocol, due.group)
+        return _Due(max(at, now), self._seq, due.device, due.protocol, due.group, grid=grid)
 
     async def _poll(
         self, device: Device, protocol: str, groups: tuple[str, ...], *, due: float

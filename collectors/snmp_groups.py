@@ -871,6 +871,9 @@ class SnmpCollector:
         self.client = client
         self.rates = RateTracker()
         self._clock = clock
+        # ifIndex -> ifName per device, from the latest walk that read ifName:
+        # traps name interfaces by ifIndex only.
+        self._if_names: dict[str, dict[int, str]] = {}
 
     async def collect(self, device: Device, request: CollectRequest) -> CollectResult:
         """Poll ``request.groups`` of ``device``; failures come back as results, never raised."""
@@ -893,6 +896,7 @@ class SnmpCollector:
         # Read somewhere between the first request and the last answer; the
         # midpoint keeps successive polls comparable.
         ts = (before + self._clock()) / 2
+        self._remember_if_names(device.name, walked)
         samples, facts = map_poll(
             device.name, request.groups, ts, walked, self.rates, role=device.role, v1=v1
         )
@@ -913,6 +917,21 @@ class SnmpCollector:
             facts=facts,
         )
 
+    def if_name(self, device: str, if_index: int) -> str | None:
+        """The ifName of ``if_index`` on ``device`` as last polled; None when unknown."""
+        return self._if_names.get(device, {}).get(if_index)
+
     def forget(self, device: str) -> None:
         """Drop ``device``'s rate baselines (it left the inventory)."""
         self.rates.forget(device)
+        self._if_names.pop(device, None)
+
+    def _remember_if_names(self, device: str, walked: Mapping[str, Any]) -> None:
+        prefix = IF_NAME.oid + "."
+        names = {
+            int(oid[len(prefix) :]): value
+            for oid, value in walked.items()
+            if oid.startswith(prefix) and isinstance(value, str) and oid[len(prefix) :].isdigit()
+        }
+        if names:
+            self._if_names[device] = names

@@ -58,7 +58,16 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # pysnmp's and asyncio's debug chatter is not operator information.
-    for noisy in ("pysnmp", "asyncio", "kombu", "celery.worker.strategy", "alembic", "asyncssh"):
+    for noisy in (
+        "pysnmp",
+        "asyncio",
+        "kombu",
+        "celery.worker.strategy",
+        "alembic",
+        "asyncssh",
+        "ncclient",
+        "paramiko",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

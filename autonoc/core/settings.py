@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "Autonomy",
     "BusSettings",
+    "CollectSettings",
     "DemoSettings",
     "HistorySettings",
     "LabSettings",
@@ -43,6 +44,9 @@ class SnmpSettings(BaseModel):
     retries: int = Field(1, ge=0, description="attempts after the first")
     concurrency: int = Field(64, ge=1, description="devices polled at once")
     max_repetitions: int = Field(25, ge=1, le=200, description="GETBULK max-repetitions")
+    max_in_flight: int = Field(
+        256, ge=1, description="v1/v2c requests outstanding at once on the shared socket"
+    )
 
 
 class LogSettings(BaseModel):
@@ -77,6 +81,34 @@ class BusSettings(BaseModel):
     batch: int = Field(500, ge=1, description="samples per stream entry")
     claim_idle_ms: int = Field(
         30_000, ge=1, description="pending this long on a consumer, an entry goes to another"
+    )
+
+
+class CollectSettings(BaseModel):
+    """Continuous collection: schedule, limits, and where traps and scrapes arrive."""
+
+    intervals: dict[str, float] = Field(
+        default_factory=lambda: {
+            "optics": 10.0,
+            "interfaces": 30.0,
+            "system": 30.0,
+            "bgp": 30.0,
+            "inventory": 900.0,
+        },
+        description="seconds between polls, per metric group",
+    )
+    jitter: float = Field(0.05, ge=0, le=0.5, description="random spread, fraction of interval")
+    device_timeout: float = Field(
+        20.0, gt=0, description="seconds one device's poll (all requests) may take"
+    )
+    backoff_base: float = Field(30.0, gt=0, description="first wait after a failed poll, s")
+    backoff_max: float = Field(900.0, gt=0, description="longest wait between failed polls, s")
+    netconf_workers: int = Field(16, ge=1, description="threads running NETCONF sessions")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9700, ge=0, le=65535, description="Prometheus /metrics; 0 = any")
+    trap_host: str = "127.0.0.1"
+    trap_port: int = Field(
+        1162, ge=0, le=65535, description="SNMP trap/inform port (162 needs privileges)"
     )
 
 
@@ -117,6 +149,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    collect: CollectSettings = Field(default_factory=CollectSettings)
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
