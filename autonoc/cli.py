@@ -115,15 +115,27 @@ def demo(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="playbooks run at once")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="tasks run at once")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+    collect: Annotated[
+        bool, typer.Option("--collect", help="also run polling tasks (the autonoc.collect queue)")
+    ] = False,
+    beat: Annotated[
+        bool,
+        typer.Option(
+            "--beat",
+            help="also schedule polling (Celery beat): one worker in the fleet, with --collect "
+            "on as many as share the polling",
+        ),
+    ] = False,
 ) -> None:
-    """Run a Celery worker that executes remediation playbooks.
+    """Run a Celery worker that executes remediation playbooks (and polls, with --collect).
 
     Needs AUTONOC_REDIS_URL (the broker the platform uses) and
-    AUTONOC_INVENTORY.
+    AUTONOC_INVENTORY. Polling splits the fleet into AUTONOC_COLLECT__SHARDS tasks
+    per interval, so several workers with --collect share it.
     """
-    from worker.app import PLAYBOOK_QUEUE, make_celery
+    from worker.app import COLLECT_QUEUE, PLAYBOOK_QUEUE, make_celery
 
     try:
         settings = load_settings()
@@ -133,21 +145,24 @@ def worker(
     except AutonocError as exc:
         raise fail(exc) from exc
     pool = "solo" if concurrency == 1 else "threads"
-    celery.worker_main(
-        [
-            "worker",
-            f"--loglevel={loglevel}",
-            f"--pool={pool}",
-            f"--concurrency={concurrency}",
-            "-Q",
-            PLAYBOOK_QUEUE,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--hostname",
-            "autonoc-worker@%h",
-        ]
-    )
+    queues = [PLAYBOOK_QUEUE, *([COLLECT_QUEUE] if collect else [])]
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        "-Q",
+        ",".join(queues),
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--hostname",
+        "autonoc-worker@%h",
+    ]
+    if beat:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", "--schedule", str(settings.home / "celerybeat-schedule")]
+    celery.worker_main(argv)
 
 
 # ---- doctor -------------------------------------------------------------------

@@ -16,6 +16,9 @@ between the readings is the time base.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 __all__ = ["TICKS_WRAP_S", "RateTracker"]
 
 #: sysUpTime is TimeTicks (1/100 s) in 32 bits: it wraps to 0 after about 497 days.
@@ -117,6 +120,41 @@ class RateTracker:
         """Drop every baseline of ``device`` (removed from the inventory, say)."""
         for key in [k for k in self._last if k[0] == device]:
             del self._last[key]
+
+    def export(self, device: str) -> dict[str, str]:
+        """``device``'s baselines as JSON strings, for :meth:`restore` in another process.
+
+        Celery workers that share a fleet keep baselines in Redis this way, so a
+        device's next poll computes its rates whichever worker runs it.
+        """
+        return {
+            json.dumps([instance, metric]): json.dumps(state)
+            for (dev, instance, metric), state in self._last.items()
+            if dev == device
+        }
+
+    def restore(self, device: str, exported: Mapping[str | bytes, str | bytes]) -> int:
+        """Load baselines written by :meth:`export`; malformed entries are skipped.
+
+        Returns:
+            How many baselines were loaded.
+        """
+        loaded = 0
+        for raw_key, raw_state in exported.items():
+            try:
+                instance, metric = json.loads(raw_key)
+                ts, value, uptime, disc = json.loads(raw_state)
+                state: _State = (
+                    float(ts),
+                    int(value),
+                    None if uptime is None else float(uptime),
+                    None if disc is None else int(disc),
+                )
+            except (ValueError, TypeError):
+                continue
+            self._last[(device, str(instance), str(metric))] = state
+            loaded += 1
+        return loaded
 
     def __len__(self) -> int:
         return len(self._last)

@@ -12,10 +12,43 @@ from celery import Celery
 
 from autonoc.core.settings import Settings
 
-__all__ = ["PLAYBOOK_QUEUE", "RUN_PLAYBOOK", "celery_url", "make_celery"]
+__all__ = [
+    "COLLECT",
+    "COLLECT_QUEUE",
+    "PLAYBOOK_QUEUE",
+    "RUN_PLAYBOOK",
+    "celery_url",
+    "collect_beat_schedule",
+    "make_celery",
+]
 
 PLAYBOOK_QUEUE = "autonoc.playbooks"
 RUN_PLAYBOOK = "autonoc.run_playbook"
+#: Polling has its own queue, so a fleet's polls never wait behind a playbook.
+COLLECT_QUEUE = "autonoc.collect"
+COLLECT = "autonoc.collect"
+
+
+def collect_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Celery beat entries: per poll interval, one ``autonoc.collect`` per shard.
+
+    Groups with the same interval share a task. A task that waited longer
+    than its interval expires instead of running late on top of the next one.
+    """
+    by_interval: dict[float, list[str]] = {}
+    for group, interval in settings.collect.intervals.items():
+        by_interval.setdefault(float(interval), []).append(group)
+    shards = settings.collect.shards
+    schedule: dict[str, dict[str, Any]] = {}
+    for interval, groups in sorted(by_interval.items()):
+        for shard in range(shards):
+            schedule[f"collect {'+'.join(groups)} shard {shard}/{shards}"] = {
+                "task": COLLECT,
+                "schedule": interval,
+                "args": (groups, shard, shards),
+                "options": {"queue": COLLECT_QUEUE, "expires": interval},
+            }
+    return schedule
 
 
 def celery_url(redis_url: str) -> str:
@@ -47,6 +80,8 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
         result_expires=7 * 24 * 3600,
         result_extended=True,
         broker_transport_options={"visibility_timeout": 3600},
+        beat_schedule=collect_beat_schedule(settings),
+        task_routes={COLLECT: {"queue": COLLECT_QUEUE}},
     )
     _register(app, settings, redis_url)
     return app
@@ -66,3 +101,15 @@ def _register(app: Celery, settings: Settings, redis_url: str) -> None:
             runners.append(PlaybookRunner(settings, redis_url))
         result: dict[str, Any] = runners[0].execute(plan)
         return result
+
+    collectors: list[Any] = []
+
+    # Polls are cheap to repeat and useless late: acknowledged on receipt, never retried.
+    @app.task(name=COLLECT, bind=False, acks_late=False, shared=False)
+    def collect(groups: list[str], shard: int, shards: int) -> dict[str, Any]:
+        if not collectors:
+            from worker.collect import ShardCollector
+
+            collectors.append(ShardCollector(settings, redis_url))
+        summary: dict[str, Any] = collectors[0].collect(groups, shard, shards)
+        return summary

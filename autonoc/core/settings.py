@@ -104,6 +104,9 @@ class CollectSettings(BaseModel):
     backoff_base: float = Field(30.0, gt=0, description="first wait after a failed poll, s")
     backoff_max: float = Field(900.0, gt=0, description="longest wait between failed polls, s")
     netconf_workers: int = Field(16, ge=1, description="threads running NETCONF sessions")
+    shards: int = Field(
+        1, ge=1, description="Celery beat splits the fleet into this many collect tasks"
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9700, ge=0, le=65535, description="Prometheus /metrics; 0 = any")
     trap_host: str = "127.0.0.1"
