@@ -26,11 +26,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import structlog
 
 from autonoc.core.errors import AutonocError, DeviceUnreachable
 from autonoc.core.inventory import Device, Role
+from autonoc.core.settings import CollectSettings
 from collectors.base import Collector, CollectRequest, CollectResult
 
 __all__ = [
@@ -48,14 +50,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: Seconds between polls of each metric group.
-DEFAULT_INTERVALS: dict[str, float] = {
-    "optics": 10.0,
-    "interfaces": 30.0,
-    "system": 30.0,
-    "bgp": 30.0,
-    "inventory": 900.0,
-}
+#: Seconds between polls of each metric group (the settings' defaults).
+DEFAULT_INTERVALS: Mapping[str, float] = MappingProxyType(CollectSettings().intervals)
 
 #: The groups each kind of device is polled for.
 ROLE_GROUPS: dict[Role, tuple[str, ...]] = {

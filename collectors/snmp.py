@@ -76,14 +76,15 @@ from collectors.snmpwire import (
     WireTimeout,
 )
 
-__all__ = ["SnmpClient", "auth_data", "poll_many"]
+__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpClient", "auth_data", "poll_many"]
 
 log = structlog.get_logger(__name__)
 
 # ---------------------------------------------------------------------------
 # Credentials
 
-_AUTH_PROTOCOLS: dict[str, Any] = {
+#: pysnmp's USM authentication protocols by the inventory's names.
+AUTH_PROTOCOLS: dict[str, Any] = {
     "md5": USM_AUTH_HMAC96_MD5,
     "sha": USM_AUTH_HMAC96_SHA,
     "sha224": USM_AUTH_HMAC128_SHA224,
@@ -92,7 +93,7 @@ _AUTH_PROTOCOLS: dict[str, Any] = {
     "sha512": USM_AUTH_HMAC384_SHA512,
 }
 # AES-192/256 with Blumenthal key extension, as Net-SNMP's AES192/AES256 do.
-_PRIV_PROTOCOLS: dict[str, Any] = {
+PRIV_PROTOCOLS: dict[str, Any] = {
     "des": USM_PRIV_CBC56_DES,
     "aes": USM_PRIV_CFB128_AES,
     "aes192": USM_PRIV_CFB192_AES_BLUMENTHAL,
@@ -114,10 +115,10 @@ def auth_data(creds: SnmpV2c | SnmpV3, *, write: bool = False) -> Any:
         return CommunityData(secret.get_secret_value(), mpModel=0 if creds.version == "v1" else 1)
     kwargs: dict[str, Any] = {}
     if creds.auth_protocol is not None and creds.auth_key is not None:
-        kwargs["authProtocol"] = _AUTH_PROTOCOLS[creds.auth_protocol]
+        kwargs["authProtocol"] = AUTH_PROTOCOLS[creds.auth_protocol]
         kwargs["authKey"] = creds.auth_key.get_secret_value()
     if creds.priv_protocol is not None and creds.priv_key is not None:
-        kwargs["privProtocol"] = _PRIV_PROTOCOLS[creds.priv_protocol]
+        kwargs["privProtocol"] = PRIV_PROTOCOLS[creds.priv_protocol]
         kwargs["privKey"] = creds.priv_key.get_secret_value()
     return UsmUserData(creds.user, **kwargs)
 

@@ -41,6 +41,7 @@ from autonoc.core.inventory import Device, Role
 from autonoc.core.types import Sample
 from collectors.base import CollectRequest, CollectResult
 from collectors.rates import RateTracker
+from collectors.scheduler import DEFAULT_INTERVALS
 
 __all__ = [
     "BGP",
@@ -64,10 +65,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: Seconds between polls of each group, by default.
-DEFAULT_INTERVALS: Mapping[str, float] = MappingProxyType(
-    {"optics": 10.0, "interfaces": 30.0, "system": 30.0, "bgp": 30.0, "inventory": 900.0}
-)
 
 # ---------------------------------------------------------------------------
 # The mapping tables

@@ -74,6 +74,7 @@ from autonoc.core import ber
 from autonoc.core.errors import ConfigError
 from autonoc.core.inventory import Device, Inventory, SnmpV2c, SnmpV3
 from autonoc.core.types import Alarm, Severity
+from collectors.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
 __all__ = [
     "BGP_BACKWARD_TRANSITION",
@@ -313,22 +314,6 @@ def _plain(value: Any) -> Value:
 # ---------------------------------------------------------------------------
 # SNMPv3 users
 
-_AUTH_PROTOCOLS: dict[str, Any] = {
-    "md5": config.USM_AUTH_HMAC96_MD5,
-    "sha": config.USM_AUTH_HMAC96_SHA,
-    "sha224": config.USM_AUTH_HMAC128_SHA224,
-    "sha256": config.USM_AUTH_HMAC192_SHA256,
-    "sha384": config.USM_AUTH_HMAC256_SHA384,
-    "sha512": config.USM_AUTH_HMAC384_SHA512,
-}
-# AES-192/256 with Blumenthal key extension, as collectors.snmp and Net-SNMP do.
-_PRIV_PROTOCOLS: dict[str, Any] = {
-    "des": config.USM_PRIV_CBC56_DES,
-    "aes": config.USM_PRIV_CFB128_AES,
-    "aes192": config.USM_PRIV_CFB192_AES_BLUMENTHAL,
-    "aes256": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
-}
-
 #: Engine IDs learned per device for unpinned users; more are refused (and counted as bad_auth).
 MAX_LEARNED_ENGINE_IDS = 4
 
@@ -368,15 +353,15 @@ class TrapUser:
     engine_ids: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.auth_protocol is not None and self.auth_protocol not in _AUTH_PROTOCOLS:
+        if self.auth_protocol is not None and self.auth_protocol not in AUTH_PROTOCOLS:
             raise ConfigError(
                 f"SNMPv3 user {self.user!r}: unknown auth protocol {self.auth_protocol!r} "
-                f"(use one of {', '.join(_AUTH_PROTOCOLS)})"
+                f"(use one of {', '.join(AUTH_PROTOCOLS)})"
             )
-        if self.priv_protocol is not None and self.priv_protocol not in _PRIV_PROTOCOLS:
+        if self.priv_protocol is not None and self.priv_protocol not in PRIV_PROTOCOLS:
             raise ConfigError(
                 f"SNMPv3 user {self.user!r}: unknown privacy protocol {self.priv_protocol!r} "
-                f"(use one of {', '.join(_PRIV_PROTOCOLS)})"
+                f"(use one of {', '.join(PRIV_PROTOCOLS)})"
             )
         if (self.auth_protocol is None) != (self.auth_key is None) or (
             self.priv_protocol is None
@@ -760,10 +745,10 @@ class TrapReceiver:
     def _add_user(self, engine: SnmpEngine, user: TrapUser, engine_id: bytes | None) -> None:
         kwargs: dict[str, Any] = {}
         if user.auth_protocol is not None and user.auth_key is not None:
-            kwargs["authProtocol"] = _AUTH_PROTOCOLS[user.auth_protocol]
+            kwargs["authProtocol"] = AUTH_PROTOCOLS[user.auth_protocol]
             kwargs["authKey"] = user.auth_key.get_secret_value()
         if user.priv_protocol is not None and user.priv_key is not None:
-            kwargs["privProtocol"] = _PRIV_PROTOCOLS[user.priv_protocol]
+            kwargs["privProtocol"] = PRIV_PROTOCOLS[user.priv_protocol]
             kwargs["privKey"] = user.priv_key.get_secret_value()
         if engine_id is not None:
             kwargs["securityEngineId"] = rfc1902.OctetString(engine_id)

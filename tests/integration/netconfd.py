@@ -32,7 +32,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,7 +176,10 @@ def require_netconfd() -> None:
 
 @contextmanager
 def start_netconfd(
-    workdir: Path, startup: str | None = None, timeout: float = 30.0
+    workdir: Path,
+    startup: str | None = None,
+    timeout: float = 30.0,
+    modules: Sequence[str] = (),
 ) -> Iterator[NetconfdServer]:
     """Run a private netconfd behind sshd on a free loopback port until the block ends.
 
@@ -186,6 +189,7 @@ def start_netconfd(
         startup: a ``<config>`` document (NETCONF base namespace) loaded as the
             initial running configuration; None starts empty.
         timeout: how long to wait for a NETCONF session to open.
+        modules: more YANG modules to load (``--module=NAME``), e.g. ``ietf-interfaces``.
 
     Yields:
         Where the pair listens, once ncclient can open a session through it.
@@ -226,7 +230,10 @@ def start_netconfd(
                 )
                 netconfd = stack.enter_context(
                     _process(
-                        _netconfd_argv(sock, port, module, startup_file, yuma_home),
+                        [
+                            *_netconfd_argv(sock, port, module, startup_file, yuma_home),
+                            *(f"--module={m}" for m in modules),
+                        ],
                         workdir / "netconfd.log",
                     )
                 )

@@ -362,14 +362,10 @@ def test_netconfd_without_the_models_is_an_ok_result_naming_what_is_missing(
     assert result.facts["netconf_models"] == "ietf-system"
 
 
-def test_netconfd_ietf_interfaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_netconfd_ietf_interfaces(tmp_path: Path) -> None:
     require_netconfd()
-    argv = netconfd._netconfd_argv
-    monkeypatch.setattr(
-        netconfd, "_netconfd_argv", lambda *a: [*argv(*a), "--module=ietf-interfaces"]
-    )
     request = CollectRequest(groups=("interfaces",))
-    with start_netconfd(tmp_path / "netconfd") as nc:
+    with start_netconfd(tmp_path / "netconfd", modules=["ietf-interfaces"]) as nc:
         result = _collect_twice(_netconfd_device(nc), request)
         logs = nc.logs()
     assert not result.failed, f"{result.exception}\n{logs}"
