@@ -138,6 +138,8 @@ class _SnmpResponseError(Exception):
         self.oids = tuple(oids)
 
 
+_SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+
 # Errors reported by the agent's security or protocol layer: it answered, with a refusal.
 _REJECTIONS = (
     errind.UnknownUserName,
@@ -309,11 +311,14 @@ class SnmpClient:
                 return await wire[0].get(wire[1], oids)
         engine, auth, target = await self._session(device, write=False)
         oids = [_oid_str(o) for o in oids]
-        with self._errors(device):
-            ind, status, index, vbs = await get_cmd(
-                engine, auth, target, ContextData(), *_object_types(oids), lookupMib=False
-            )
-            _check(ind, status, index, oids)
+        try:
+            with self._errors(device):
+                ind, status, index, vbs = await get_cmd(
+                    engine, auth, target, ContextData(), *_object_types(oids), lookupMib=False
+                )
+                _check(ind, status, index, oids)
+        except DeviceUnreachable as exc:
+            raise await self._explain_silence(device, exc) from exc
         return {_oid_str(name): _to_python(value) for name, value in vbs}
 
     async def walk(
@@ -346,7 +351,10 @@ class SnmpClient:
                     wire[1], list(roots), scalars=scalars, max_repetitions=max_reps
                 )
         else:
-            out = await self._pysnmp_walk(device, roots, scalars, max_reps)
+            try:
+                out = await self._pysnmp_walk(device, roots, scalars, max_reps)
+            except DeviceUnreachable as exc:
+                raise await self._explain_silence(device, exc) from exc
         if roots:
             rows = len(out) // len(roots)
             self._rows_hint[hint_key] = max(2, rows + 2)
@@ -503,6 +511,42 @@ class SnmpClient:
         self.close()
 
     # Internals ------------------------------------------------------------
+
+    async def _explain_silence(self, device: Device, exc: DeviceUnreachable) -> DeviceError:
+        """Tell a wrong SNMPv3 privacy key from a dead device.
+
+        An agent that cannot decrypt a request (a wrong privacy key or
+        protocol) drops it without a report, as net-snmp does, so the
+        request times out like a dead device. An unauthenticated probe with
+        an unknown user draws a report from any live v3 agent: if it
+        answers, the agent is alive and it is our keys it will not take.
+        """
+        creds = device.snmp
+        if not isinstance(creds, SnmpV3) or creds.priv_protocol is None:
+            return exc
+        engine, _, target = await self._session(device, write=False)
+        probe_target = await type(target).create(
+            (device.mgmt.host, device.mgmt.snmp_port),
+            timeout=min(1.0, self.settings.timeout),
+            retries=0,
+        )
+        ind, _, _, _ = await get_cmd(
+            engine,
+            UsmUserData("autonoc-probe"),
+            probe_target,
+            ContextData(),
+            *_object_types([_SYS_UPTIME]),
+            lookupMib=False,
+        )
+        if isinstance(ind, _REJECTIONS):
+            return DeviceRejected(
+                device.name,
+                f"{_address(device)} answers SNMPv3 but not user {creds.user!r}'s encrypted "
+                "requests: the privacy key or protocol is probably wrong (agents drop what "
+                "they cannot decrypt without answering; check the SNMPv3 user, protocols "
+                "and keys)",
+            )
+        return exc
 
     def _errors(self, device: Device) -> Any:
         return _map_snmp_errors(device.name, _address(device), attempts=self.settings.retries + 1)

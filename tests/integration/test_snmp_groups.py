@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from autonoc.core.errors import DeviceError
-from autonoc.core.inventory import Device, Mgmt, Role, SnmpV2c
+from autonoc.core.errors import DeviceError, DeviceRejected, DeviceUnreachable
+from autonoc.core.inventory import Device, Mgmt, Role, SnmpV2c, SnmpV3
 from autonoc.core.settings import SnmpSettings
 from autonoc.core.types import Sample
 from collectors.base import CollectRequest, CollectResult
@@ -214,7 +214,13 @@ class Snmpd:
         self.port = _free_udp_port()
         self.community = secrets.token_urlsafe(12)
         self.conf = workdir / "snmpd.conf"
-        self.conf.write_text(f"rocommunity {self.community} 127.0.0.1\n")
+        self.auth_key = secrets.token_urlsafe(12)
+        self.priv_key = secrets.token_urlsafe(12)
+        self.conf.write_text(
+            f"rocommunity {self.community} 127.0.0.1\n"
+            f'createUser autonoc SHA "{self.auth_key}" AES "{self.priv_key}"\n'
+            "rouser autonoc priv\n"
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -253,6 +259,21 @@ class Snmpd:
             mgmt=Mgmt(host="127.0.0.1", snmp_port=self.port),
             snmp=SnmpV2c.model_validate(
                 {"version": version, "community": SecretStr(self.community)}
+            ),
+        )
+
+    def v3_device(self, *, auth_key: str | None = None, priv_key: str | None = None) -> Device:
+        return Device(
+            name="host",
+            role=Role.ROUTER,
+            mgmt=Mgmt(host="127.0.0.1", snmp_port=self.port),
+            snmp=SnmpV3(
+                version="v3",
+                user="autonoc",
+                auth_protocol="sha",
+                auth_key=SecretStr(auth_key or self.auth_key),
+                priv_protocol="aes",
+                priv_key=SecretStr(priv_key or self.priv_key),
             ),
         )
 
@@ -377,3 +398,35 @@ def test_snmpd_over_v1_uses_32_bit_counters(snmpd: Snmpd) -> None:
 
     got = _values(asyncio.run(run()))
     assert got["if_in_bps@lo"] > 0 and got["if_oper_up@lo"] == 1.0
+
+
+def test_snmpd_v3_authpriv_polls_and_wrong_keys_are_auth_errors(snmpd: Snmpd) -> None:
+    """v3 (SHA + AES) against net-snmp: right keys read the same tables as v2c; a wrong
+    key is a DeviceRejected naming the security problem at once, never a timeout."""
+    request = CollectRequest(groups=("interfaces", "system"))
+
+    silent = snmpd.v3_device().model_copy(
+        update={"mgmt": Mgmt(host="127.0.0.1", snmp_port=_free_udp_port())}
+    )
+
+    async def run() -> tuple[CollectResult, ...]:
+        async with SnmpClient(SnmpSettings(timeout=1.0, retries=1)) as client:
+            collector = SnmpCollector(client)
+            good = await collector.collect(snmpd.v3_device(), request)
+            bad_auth = await collector.collect(snmpd.v3_device(auth_key="not-the-key"), request)
+            bad_priv = await collector.collect(snmpd.v3_device(priv_key="not-the-key"), request)
+            dead = await collector.collect(silent, request)
+            return good, bad_auth, bad_priv, dead
+
+    good, bad_auth, bad_priv, dead = asyncio.run(run())
+    # Nobody there: still unreachable, not blamed on the keys.
+    assert dead.failed and isinstance(dead.exception, DeviceUnreachable), dead.exception
+    assert not good.failed, good.exception
+    assert "if_oper_up@lo" in _values(good)
+    assert "sys_uptime_s" in _values(good)
+    for result in (bad_auth, bad_priv):
+        assert result.failed
+        assert isinstance(result.exception, DeviceRejected), result.exception
+        assert "check the SNMPv3 user, protocols and keys" in str(result.exception)
+        assert snmpd.auth_key not in str(result.exception)
+        assert snmpd.priv_key not in str(result.exception)
