@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import http.client
 import importlib.metadata
@@ -59,6 +58,7 @@ from typing import Any
 import yaml
 from rich.progress import Progress
 
+from autonoc.core import procs
 from bench.report import cpu_seconds, write_section
 
 REPO = Path(__file__).resolve().parents[1]
@@ -275,28 +275,6 @@ def count_exporter_samples(body: bytes) -> tuple[int, int | None]:
 # Processes: every child dies with us, whatever happens
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _spawn(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    return subprocess.Popen(list(cmd), preexec_fn=_die_with_parent, **kwargs)
-
-
-def _terminate(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class BenchError(Exception):
     """Something the benchmark needs is missing or misbehaves; the message says what to do."""
 
@@ -429,7 +407,7 @@ class SnmpdFarm:
             cmd = [self.tools.snmpd, "-f", "-Lf", "/dev/null", "-C", "-c", str(conf)]
             cmd += [f"udp:{HOST}:{p}" for p in mine]
             self._procs.append(
-                _spawn(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.spawn(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
         deadline = time.monotonic() + 20
         for k, process in enumerate(self._procs):
@@ -447,7 +425,7 @@ class SnmpdFarm:
 
     def stop(self) -> None:
         for process in self._procs:
-            _terminate(process)
+            procs.stop(process, timeout=10)
         self._procs.clear()
 
     @property
@@ -470,7 +448,7 @@ def snmp_exporter(tools: Tools, config: str) -> Iterator[tuple[subprocess.Popen[
         if check.returncode != 0:
             raise BenchError(f"snmp_exporter refused the generated config: {check.stderr.strip()}")
         port = _free_ports(1, socket.SOCK_STREAM)[0]
-        process = _spawn(
+        process = procs.spawn(
             [
                 tools.exporter,
                 f"--config.file={path}",
@@ -493,7 +471,7 @@ def snmp_exporter(tools: Tools, config: str) -> Iterator[tuple[subprocess.Popen[
                 time.sleep(0.1)
             yield process, port
         finally:
-            _terminate(process)
+            procs.stop(process, timeout=10)
 
 
 # ---------------------------------------------------------------------------
@@ -690,16 +668,15 @@ def _emit(obj: Mapping[str, Any]) -> None:
 
 def run_autonoc(job: AutonocJob, advance: Callable[[], None]) -> Figures:
     """Run ``job`` in a fresh child process; its CPU is measured inside, around the rounds."""
-    process = _spawn(
+    process = procs.spawn(
         [sys.executable, "-m", "bench.collect", "--child"],
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        text=True,
     )
     try:
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps(dataclasses.asdict(job)))
+        process.stdin.write(json.dumps(dataclasses.asdict(job)).encode())
         process.stdin.close()
         result: dict[str, Any] | None = None
         for line in process.stdout:
@@ -711,7 +688,7 @@ def run_autonoc(job: AutonocJob, advance: Callable[[], None]) -> Figures:
         if process.wait() != 0 or result is None:
             raise BenchError(f"the autonoc child failed (exit status {process.returncode})")
     finally:
-        _terminate(process)
+        procs.stop(process, timeout=10)
     notes = {"udp_rcvbuf_errors": result["udp_rcvbuf_errors"]}
     if result["errors"]:
         notes["errors"] = result["errors"]
@@ -761,11 +738,13 @@ def run_netsnmp(
     for _ in range(rounds):
         agents0 = agents_cpu(agent_pids)
         cpu0, t0 = _children_cpu(), time.perf_counter()
-        xargs = _spawn(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        xargs = procs.spawn(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         try:
             stdout, stderr = xargs.communicate(stdin.encode())
         finally:
-            _terminate(xargs)
+            procs.stop(xargs)
         wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
         agents = agents_cpu(agent_pids) - agents0
         failed_jobs = sum(

@@ -47,7 +47,7 @@ from typing import Any
 from report import cpu_seconds, write_section
 from rich.progress import Progress
 
-from autonoc.core import ber
+from autonoc.core import ber, procs
 from lab.snmp import SnmpAgentServer, StaticMib
 from lab.snmp.mib import MibLayout, Oid, Value
 
@@ -207,7 +207,7 @@ def _python_agent(name: str, serve: str, devices: int) -> Iterator[_Agent]:
         ports: dict[str, int] = json.loads(line)
         yield _Agent(name, process, [f"127.0.0.1:{p}" for p in ports.values()])
     finally:
-        _terminate(process)
+        procs.stop(process, timeout=10)
 
 
 @contextmanager
@@ -234,7 +234,7 @@ def _snmpd_agent() -> Iterator[_Agent]:
             _wait_until_answering(target, process)
             yield _Agent("snmpd", process, [target])
         finally:
-            _terminate(process)
+            procs.stop(process, timeout=10)
 
 
 def _free_udp_port() -> int:
@@ -267,16 +267,6 @@ def _wait_until_answering(target: str, process: subprocess.Popen[str]) -> None:
         if probe.returncode == 0:
             return
     raise RuntimeError(f"snmpd on {target} did not answer within 15 s")
-
-
-def _terminate(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # The client

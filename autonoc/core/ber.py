@@ -314,28 +314,9 @@ def decode_message(data: bytes) -> Message:
         BerError: anything truncated, malformed, trailing, an unknown PDU or
             a version other than 0 (v1) or 1 (v2c).
     """
-    end = len(data)
-    if end > MAX_MESSAGE_SIZE:
-        raise BerError(f"message of {end} bytes exceeds {MAX_MESSAGE_SIZE}")
-    start, stop = _expect(data, 0, end, SEQUENCE)
-    if stop != end:
-        raise BerError(f"{end - stop} trailing bytes after the message")
-    version, pos = _int32(data, start, stop)
-    if version not in (VERSION_1, VERSION_2C):
-        raise BerError(f"version {version} is not SNMPv1 (0) or SNMPv2c (1)")
-    c_start, pos = _expect(data, pos, stop, OCTET_STRING)
-    community = data[c_start:pos]
-    pdu_type, p_start, p_stop = _header(data, pos, stop)
-    if pdu_type not in _PDU_TAGS:
-        raise BerError(f"unsupported PDU type 0x{pdu_type:02x}")
-    if p_stop != stop:
-        raise BerError("trailing bytes after the PDU")
-    request_id, pos = _int32(data, p_start, p_stop)
-    error_status, pos = _int32(data, pos, p_stop)
-    error_index, pos = _int32(data, pos, p_stop)
-    l_start, l_stop = _expect(data, pos, p_stop, SEQUENCE)
-    if l_stop != p_stop:
-        raise BerError("trailing bytes after the varbind list")
+    (version, community, pdu_type, request_id, error_status, error_index, l_start, l_stop) = (
+        decode_response_header(data)
+    )
     varbinds: list[VarBind] = []
     pos = l_start
     while pos < l_stop:  # each turn consumes at least one varbind header
@@ -578,7 +559,7 @@ def encode_request(
 
 
 def decode_response_header(data: bytes) -> tuple[int, bytes, int, int, int, int, int, int]:
-    """The envelope of a v1/v2c message, leaving its varbinds undecoded.
+    """The envelope of a v1/v2c message (request or response), its varbinds left undecoded.
 
     Returns:
         ``(version, community, pdu_type, request_id, error_status, error_index,

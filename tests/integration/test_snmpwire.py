@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from autonoc.core import ber
+from autonoc.core import ber, procs
 from autonoc.core.errors import DeviceError, DeviceUnreachable
 from autonoc.core.inventory import Device, Mgmt, Role, SnmpV2c
 from autonoc.core.settings import SnmpSettings
@@ -109,12 +109,7 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
                     raise
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        procs.stop(process, timeout=10)
 
 
 def _lab_values(device: int, interfaces: int) -> dict[Oid, Value]:
