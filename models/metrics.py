@@ -9,7 +9,10 @@
   point by point.
 - :func:`event_recall`: share of labelled events found, with detection delays.
 - :func:`false_alarms_per_day`: alarm episodes that touch no labelled anomaly,
-  per day of data.
+  per day of data (divide by 24 for per device-hour).
+- :func:`nab_score`: the Numenta Anomaly Benchmark's score of a deployed alarm
+  series (standard profile by default), with the null and perfect detectors'
+  scores it is normalised against.
 
 The maintained VUS implementations on PyPI were not usable here: ``vus``
 0.0.6 requires TensorFlow and ``TSB-AD`` 1.5 requires ``numpy<2`` and
@@ -23,17 +26,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from math import exp, nan
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "NAB_PROFILES",
     "EventRecall",
+    "NabProfile",
+    "NabScore",
     "PointF1",
     "auc_pr",
     "event_recall",
     "events_from_labels",
     "false_alarms_per_day",
+    "nab_score",
     "point_f1",
     "vus_pr",
 ]
@@ -203,6 +211,7 @@ def event_recall(
     alarms: ArrayLike,
     timestamps: ArrayLike,
     tolerance_s: float = 0.0,
+    start_times: Sequence[float] | None = None,
 ) -> EventRecall:
     """An event ``(start, end)`` (indices, inclusive) is found when an alarm falls in it
     or within ``tolerance_s`` seconds after its start.
@@ -212,21 +221,27 @@ def event_recall(
         alarms: one 0/1 per point.
         timestamps: one time (seconds) per point, non-decreasing.
         tolerance_s: how long after an event's start an alarm still counts.
+        start_times: the events' true start times (seconds), when known (an
+            injected fault's time, between two samples); tolerance and delay
+            then count from it rather than from the first sample of the event.
     """
     a = np.asarray(alarms).ravel() > 0
     t = np.asarray(timestamps, dtype=np.float64).ravel()
     if a.shape != t.shape:
         raise ValueError(f"{a.size} alarms but {t.size} timestamps")
+    if start_times is not None and len(start_times) != len(events):
+        raise ValueError(f"{len(start_times)} start times for {len(events)} events")
     delays: list[float] = []
-    for start, end in events:
+    for k, (start, end) in enumerate(events):
         if not 0 <= start <= end < a.size:
             raise ValueError(f"event ({start}, {end}) lies outside 0..{a.size - 1}")
+        origin = float(t[start]) if start_times is None else float(start_times[k])
         in_event = np.zeros(a.size, dtype=bool)
         in_event[start : end + 1] = True
-        in_event |= (t >= t[start]) & (t <= t[start] + tolerance_s)
+        in_event |= (t >= origin) & (t <= origin + tolerance_s)
         hits = np.flatnonzero(a & in_event)
         if hits.size:
-            delays.append(float(max(t[hits[0]] - t[start], 0.0)))
+            delays.append(float(max(t[hits[0]] - origin, 0.0)))
     return EventRecall(len(delays), len(events), tuple(delays))
 
 
@@ -248,3 +263,104 @@ def false_alarms_per_day(y_true: ArrayLike, alarms: ArrayLike, timestamps: Array
         raise ValueError("timestamps span no time; pass seconds, non-decreasing")
     false_runs = sum(1 for s, e in events_from_labels(a > 0) if not y[s : e + 1].any())
     return false_runs / days
+
+
+@dataclass(frozen=True, slots=True)
+class NabProfile:
+    """NAB's application profile: the weights of a detection, a false alarm, a miss."""
+
+    tp: float
+    fp: float
+    fn: float
+
+
+#: NAB's three profiles (``config/profiles.json``); "standard" is the headline.
+NAB_PROFILES = {
+    "standard": NabProfile(tp=1.0, fp=0.11, fn=1.0),
+    "reward_low_fp_rate": NabProfile(tp=1.0, fp=0.22, fn=1.0),
+    "reward_low_fn_rate": NabProfile(tp=1.0, fp=0.11, fn=2.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NabScore:
+    """NAB's raw score of one series, and the null and perfect detectors' scores on it.
+
+    Scores add over series; normalise the sums (:meth:`normalised` on a
+    summed ``NabScore``) for a corpus score, as NAB does.
+    """
+
+    raw: float
+    null: float
+    perfect: float
+
+    def __add__(self, other: NabScore) -> NabScore:
+        return NabScore(self.raw + other.raw, self.null + other.null, self.perfect + other.perfect)
+
+    @property
+    def normalised(self) -> float:
+        """``100 · (raw - null) / (perfect - null)``: 0 = never alarm, 100 = perfect; NaN
+        without windows."""
+        span = self.perfect - self.null
+        return 100.0 * (self.raw - self.null) / span if span > 0 else nan
+
+
+def _scaled_sigmoid(position: float) -> float:
+    """NAB's ``scaledSigmoid``: 0.987 at a window's left edge (-1), 0 at its right
+    edge, toward -1 after it; -1 from 3 window-lengths on."""
+    return -1.0 if position >= 3.0 else 2.0 / (1.0 + exp(5.0 * position)) - 1.0
+
+
+def nab_score(
+    windows: Sequence[Event], alarms: ArrayLike, profile: NabProfile | str = "standard"
+) -> NabScore:
+    """NAB's score of a deployed 0/1 alarm series over its scored points.
+
+    The rules of NAB's ``Sweeper`` (numenta/NAB ``nab/sweeper.py``), applied to
+    the points after the probationary period (pass only those):
+
+    - a window holding alarms scores its earliest one:
+      ``tp · S(-(right - i + 1) / width) / S(-1)`` with ``S`` the scaled sigmoid,
+      so an alarm on the window's first point earns exactly ``tp``;
+    - a window without alarm costs ``-fn``;
+    - every alarmed point outside windows costs ``fp · S(d)``, ``d`` its distance
+      past the preceding window's right edge in units of that window's width
+      minus one, ``S = -1`` before any window (so a false alarm right after a
+      window costs less than one far from it).
+
+    The null detector (never alarms) scores ``-fn`` per window, the perfect one
+    (an alarm on each window's first point) ``tp`` per window.
+
+    Args:
+        windows: inclusive index ranges, sorted, not overlapping.
+        alarms: one 0/1 per scored point.
+        profile: a :data:`NAB_PROFILES` name or weights.
+    """
+    weights = NAB_PROFILES[profile] if isinstance(profile, str) else profile
+    a = np.asarray(alarms).ravel() > 0
+    ordered = sorted(windows)
+    for (_, e), (s_next, _) in pairwise(ordered):
+        if s_next <= e:
+            raise ValueError("NAB windows must not overlap")
+    max_tp = _scaled_sigmoid(-1.0)
+    raw = 0.0
+    in_window = np.zeros(a.size, dtype=bool)
+    for s, e in ordered:
+        if not 0 <= s <= e < a.size:
+            raise ValueError(f"window ({s}, {e}) lies outside 0..{a.size - 1}")
+        in_window[s : e + 1] = True
+        hits = np.flatnonzero(a[s : e + 1])
+        if hits.size:
+            i, width = s + int(hits[0]), e - s + 1
+            raw += weights.tp * _scaled_sigmoid(-(e - i + 1) / width) / max_tp
+        else:
+            raw -= weights.fn
+    rights = np.array([e for _, e in ordered], dtype=np.int64)
+    widths = np.array([e - s + 1 for s, e in ordered], dtype=np.float64)
+    for point in np.flatnonzero(a & ~in_window).tolist():
+        before = int(np.searchsorted(rights, point, side="left")) - 1
+        # NAB divides by (width - 1); a one-point window would divide by 0.
+        position = 3.0 if before < 0 else (point - rights[before]) / max(widths[before] - 1.0, 1.0)
+        raw += weights.fp * _scaled_sigmoid(float(position))
+    n = len(ordered)
+    return NabScore(raw=raw, null=-weights.fn * n, perfect=weights.tp * n)

@@ -81,7 +81,13 @@ class Attribution:
 
 @dataclass(frozen=True, slots=True)
 class Anomaly:
-    """A detector's verdict that a device's recent window is abnormal."""
+    """A detector's verdict that a device's recent window is abnormal.
+
+    ``ts`` ends the evidence window and ``window_start`` (when known) begins it;
+    ``component`` is the instance the attributions point at first (an
+    interface, optical port or BGP peer; empty for the device as a whole), and
+    ``severity`` grows with ``score / threshold``.
+    """
 
     device: str
     ts: float
@@ -89,6 +95,9 @@ class Anomaly:
     threshold: float
     detector: str
     attributions: tuple[Attribution, ...] = field(default=())
+    severity: Severity = Severity.WARNING
+    component: str = ""
+    window_start: float | None = None
 
     @property
     def top(self) -> Attribution | None:

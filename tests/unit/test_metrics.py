@@ -12,6 +12,7 @@ from models.metrics import (
     event_recall,
     events_from_labels,
     false_alarms_per_day,
+    nab_score,
     point_f1,
     vus_pr,
 )
@@ -146,3 +147,88 @@ def test_thresholds_come_from_training_scores() -> None:
     assert pot_threshold(scores, risk=0.05) == pytest.approx(quantile_threshold(scores, 0.95))
     with pytest.raises(ValueError, match="finite"):
         quantile_threshold(np.array([np.nan]), 0.5)
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+MAX_TP = 2 * _sigmoid(5) - 1  # NAB's scaledSigmoid(-1) = 0.98661
+
+
+def test_nab_score_hand_cases_standard_profile() -> None:
+    window = [(10, 19)]  # 10 points wide, in 30 scored points
+    alarms = np.zeros(30, dtype=int)
+    # Never alarm: the null detector, -1 per window; normalised 0.
+    null = nab_score(window, alarms)
+    assert (null.raw, null.null, null.perfect, null.normalised) == (-1.0, -1.0, 1.0, 0.0)
+    # An alarm on the window's first point earns tp = 1: normalised 100.
+    first = alarms.copy()
+    first[10] = 1
+    assert nab_score(window, first).raw == pytest.approx(1.0)
+    assert nab_score(window, first).normalised == pytest.approx(100.0)
+    # Only the earliest alarm in a window counts; on its last point the
+    # position is -(19 - 19 + 1)/10 = -0.1: (2·σ(0.5) - 1) / MAX_TP.
+    last = alarms.copy()
+    last[[19]] = 1
+    assert nab_score(window, last).raw == pytest.approx((2 * _sigmoid(0.5) - 1) / MAX_TP)
+    both = alarms.copy()
+    both[[10, 19]] = 1
+    assert nab_score(window, both).raw == pytest.approx(1.0)
+    # A false alarm before any window costs the full fp weight, 0.11.
+    early = first.copy()
+    early[3] = 1
+    assert nab_score(window, early).raw == pytest.approx(1.0 - 0.11)
+    # One just after the window costs less: position (20 - 19)/(10 - 1).
+    after = first.copy()
+    after[20] = 1
+    expected = 1.0 + 0.11 * (2 * _sigmoid(-5 / 9) - 1)
+    assert nab_score(window, after).raw == pytest.approx(expected)
+    # Ten points past the window: position 10/9, nearly the full -0.11.
+    far = first.copy()
+    far[29] = 1
+    assert nab_score(window, far).raw == pytest.approx(1.0 + 0.11 * (2 * _sigmoid(-50 / 9) - 1))
+    # Normalisation: 100 · (raw - null) / (perfect - null).
+    assert nab_score(window, early).normalised == pytest.approx(100 * (0.89 + 1) / 2)
+
+
+def test_nab_score_profiles_and_corpus_sum() -> None:
+    alarms = np.zeros(20, dtype=int)
+    alarms[2] = 1  # false, before the window; the window is missed
+    low_fn = nab_score([(10, 14)], alarms, "reward_low_fn_rate")
+    assert low_fn.raw == pytest.approx(-2.0 - 0.11) and low_fn.null == -2.0
+    low_fp = nab_score([(10, 14)], alarms, "reward_low_fp_rate")
+    assert low_fp.raw == pytest.approx(-1.0 - 0.22)
+    # Scores add over files before normalising, as NAB's corpus score does.
+    hit = np.zeros(20, dtype=int)
+    hit[10] = 1
+    total = nab_score([(10, 14)], hit) + nab_score([(10, 14)], np.zeros(20))
+    assert total.normalised == pytest.approx(100 * (0 + 2) / 4)
+    assert math.isnan(nab_score([], alarms).normalised)
+    with pytest.raises(ValueError, match="overlap"):
+        nab_score([(0, 5), (5, 8)], alarms)
+
+
+def test_event_recall_counts_from_the_true_start_time() -> None:
+    t = np.arange(10) * 10.0
+    # The event happened at t = 13 s; the first sample after it is t = 20.
+    alarms = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0]  # alarm at t = 70
+    found = event_recall([(2, 7)], alarms, t, tolerance_s=60.0, start_times=[13.0])
+    assert found.delays_s == (57.0,)
+    late = event_recall([(2, 3)], alarms, t, tolerance_s=60.0, start_times=[5.0])
+    assert late.found == 0  # 70 s is 65 s after the true start
+    with pytest.raises(ValueError, match="start times"):
+        event_recall([(2, 3)], alarms, t, start_times=[1.0, 2.0])
+
+
+def test_vus_pr_matches_tsb_ad_when_installed() -> None:
+    """TSB-AD is not a dependency (it pins numpy<2); where it is installed, agree with it."""
+    basic = pytest.importorskip("TSB_AD.evaluation.basic_metrics")
+    rng = np.random.default_rng(7)
+    y = np.zeros(400, dtype=int)
+    y[50:70] = 1
+    y[200:203] = 1
+    y[330:360] = 1
+    s = rng.random(400) + 0.7 * y
+    expected = basic.basic_metricor().RangeAUC_volume_opt(y, s, 40, 100)[-1]
+    assert vus_pr(y, s, max_buffer=40, n_thresholds=100) == pytest.approx(expected, abs=1e-12)
