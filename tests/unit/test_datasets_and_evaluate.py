@@ -166,7 +166,6 @@ def test_csv_loader_missing_label_column(tmp_path: Path) -> None:
 
 
 def test_plots_are_written_as_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     from models.plots import plot_detectors, plot_writer
 
     series = load_smd_layout(FIXTURES / "smd_tiny", train_points=25)

@@ -219,16 +219,3 @@ def test_event_recall_counts_from_the_true_start_time() -> None:
     assert late.found == 0  # 70 s is 65 s after the true start
     with pytest.raises(ValueError, match="start times"):
         event_recall([(2, 3)], alarms, t, start_times=[1.0, 2.0])
-
-
-def test_vus_pr_matches_tsb_ad_when_installed() -> None:
-    """TSB-AD is not a dependency (it pins numpy<2); where it is installed, agree with it."""
-    basic = pytest.importorskip("TSB_AD.evaluation.basic_metrics")
-    rng = np.random.default_rng(7)
-    y = np.zeros(400, dtype=int)
-    y[50:70] = 1
-    y[200:203] = 1
-    y[330:360] = 1
-    s = rng.random(400) + 0.7 * y
-    expected = basic.basic_metricor().RangeAUC_volume_opt(y, s, 40, 100)[-1]
-    assert vus_pr(y, s, max_buffer=40, n_thresholds=100) == pytest.approx(expected, abs=1e-12)
