@@ -17,6 +17,7 @@ from rich.table import Table
 from autonoc import __version__
 from autonoc.cli_collect import collect_app
 from autonoc.cli_common import JsonOpt, console, emit, err, fail, load_settings
+from autonoc.cli_detect import detect_app, register_model_commands
 from autonoc.cli_lab import lab_app
 from autonoc.cli_models import models_app
 from autonoc.core.errors import AutonocError, ConfigError
@@ -36,6 +37,8 @@ app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
 app.add_typer(lab_app, name="lab")
 app.add_typer(collect_app, name="collect")
+app.add_typer(detect_app, name="detect")
+register_model_commands(models_app)
 app.add_typer(models_app, name="models")
 
 
@@ -120,6 +123,13 @@ def worker(
     collect: Annotated[
         bool, typer.Option("--collect", help="also run polling tasks (the autonoc.collect queue)")
     ] = False,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="also run the detection cycle tasks (autonoc.detect queue; one such worker)",
+        ),
+    ] = False,
     beat: Annotated[
         bool,
         typer.Option(
@@ -135,7 +145,7 @@ def worker(
     AUTONOC_INVENTORY. Polling splits the fleet into AUTONOC_COLLECT__SHARDS tasks
     per interval, so several workers with --collect share it.
     """
-    from worker.app import COLLECT_QUEUE, PLAYBOOK_QUEUE, make_celery
+    from worker.app import COLLECT_QUEUE, DETECT_QUEUE, PLAYBOOK_QUEUE, make_celery
 
     try:
         settings = load_settings()
@@ -145,7 +155,11 @@ def worker(
     except AutonocError as exc:
         raise fail(exc) from exc
     pool = "solo" if concurrency == 1 else "threads"
-    queues = [PLAYBOOK_QUEUE, *([COLLECT_QUEUE] if collect else [])]
+    queues = [
+        PLAYBOOK_QUEUE,
+        *([COLLECT_QUEUE] if collect else []),
+        *([DETECT_QUEUE] if detect else []),
+    ]
     argv = [
         "worker",
         f"--loglevel={loglevel}",

@@ -15,10 +15,13 @@ from autonoc.core.settings import Settings
 __all__ = [
     "COLLECT",
     "COLLECT_QUEUE",
+    "DETECT",
+    "DETECT_QUEUE",
     "PLAYBOOK_QUEUE",
     "RUN_PLAYBOOK",
     "celery_url",
     "collect_beat_schedule",
+    "detect_beat_schedule",
     "make_celery",
 ]
 
@@ -27,6 +30,9 @@ RUN_PLAYBOOK = "autonoc.run_playbook"
 #: Polling has its own queue, so a fleet's polls never wait behind a playbook.
 COLLECT_QUEUE = "autonoc.collect"
 COLLECT = "autonoc.collect"
+#: Detection keeps device frames in process memory: one worker process serves this queue.
+DETECT_QUEUE = "autonoc.detect"
+DETECT = "autonoc.detect"
 
 
 def collect_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -58,6 +64,18 @@ def celery_url(redis_url: str) -> str:
     return redis_url
 
 
+def detect_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """One detection cycle per shortest poll interval; a late one expires."""
+    every = min(settings.collect.intervals.values())
+    return {
+        "detect": {
+            "task": DETECT,
+            "schedule": every,
+            "options": {"queue": DETECT_QUEUE, "expires": every},
+        }
+    }
+
+
 def make_celery(settings: Settings, redis_url: str) -> Celery:
     """A Celery app on ``redis_url`` with autonoc's tasks registered."""
     url = celery_url(redis_url)
@@ -80,8 +98,8 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
         result_expires=7 * 24 * 3600,
         result_extended=True,
         broker_transport_options={"visibility_timeout": 3600},
-        beat_schedule=collect_beat_schedule(settings),
-        task_routes={COLLECT: {"queue": COLLECT_QUEUE}},
+        beat_schedule={**collect_beat_schedule(settings), **detect_beat_schedule(settings)},
+        task_routes={COLLECT: {"queue": COLLECT_QUEUE}, DETECT: {"queue": DETECT_QUEUE}},
     )
     _register(app, settings, redis_url)
     return app
@@ -113,3 +131,14 @@ def _register(app: Celery, settings: Settings, redis_url: str) -> None:
             collectors.append(ShardCollector(settings, redis_url))
         summary: dict[str, Any] = collectors[0].collect(groups, shard, shards)
         return summary
+
+    detectors: list[Any] = []
+
+    @app.task(name=DETECT, bind=False, acks_late=False, shared=False)
+    def detect() -> dict[str, Any]:
+        if not detectors:
+            from worker.detect import DetectCycle
+
+            detectors.append(DetectCycle(settings, redis_url))
+        cycle: dict[str, Any] = detectors[0].cycle()
+        return cycle
