@@ -89,10 +89,12 @@ class DetectorRegistry:
 def default_registry() -> DetectorRegistry:
     """A registry holding every detector that ships with autonoc."""
     from models.baselines import IsolationForestDetector, PCADetector
+    from models.forecast import ForecastDetector
     from models.zscore import RobustZScore
 
     registry = DetectorRegistry()
     registry.register(RobustZScore.name, RobustZScore)
     registry.register(PCADetector.name, PCADetector)
     registry.register(IsolationForestDetector.name, IsolationForestDetector)
+    registry.register(ForecastDetector.name, ForecastDetector)
     return registry

@@ -5,8 +5,11 @@ reads what the bus has (through an injected :class:`SampleFeed`; the CLI and
 the worker hand it a consumer of ``autonoc:samples`` in the group ``detect``),
 folds the samples into each device's newest frame
 (:class:`models.features.FrameBuilder`), scores every device that got new
-samples, all of them in one batch per kind of detector (robust z-scores of a
-whole fleet are one vectorised pass), and publishes an :class:`Anomaly` per
+samples, all of them in one batch per kind of detector (the cycle's frames
+are one matrix; robust z-scores of a whole fleet are one vectorised pass, and
+``forecast`` devices that share a network are one batched forward pass through
+:meth:`~models.forecast.ForecastDetector.score_windows`, whose moving average
+runs on from cycle to cycle), and publishes an :class:`Anomaly` per
 device over its threshold through an injected :class:`AnomalySink`, onto
 ``autonoc:anomalies``. Entries are acknowledged only after the anomalies
 they caused were published: at-least-once, and a sample delivered twice is
@@ -36,6 +39,7 @@ Stream entry format, version 1 (all field values are text)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -43,7 +47,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import structlog
@@ -51,7 +55,7 @@ import structlog
 from autonoc.core.errors import BackendUnavailable
 from autonoc.core.types import Anomaly, Attribution, Sample, Severity
 from models.base import Detector, FloatArray
-from models.features import Frame, FrameBuilder, align, spec_for, split_key
+from models.features import FrameBuilder, FrameRows, IntArray, min_scales, spec_for, split_key
 from models.registry import DeviceModel, LoadedModels
 from models.zscore import RobustZScore
 
@@ -249,27 +253,74 @@ class _DeviceState:
     detector: Detector | None = None
     kind: str = "router"
     fallback: bool = False
-    warm: list[dict[str, float]] = field(default_factory=list)
+    warm: list[tuple[tuple[str, ...], FloatArray]] = field(default_factory=list)
     rows: deque[FloatArray] = field(default_factory=lambda: deque(maxlen=1))
     run_start: float | None = None
     last_emit_ts: float | None = None
     last_component: str | None = None
+    # Window scorers (forecast): the newest ``window + 1`` rows, series by series,
+    # the detector's per-series state, the last contributions (its moving average
+    # goes on from them) and which devices share one network.
+    window: FloatArray | None = None
+    series: Any = None
+    previous: FloatArray | None = None
+    network: object = None
 
 
 @dataclass(slots=True)
 class _Scored:
     device: str
-    frame: Frame
+    ts: float
     state: _DeviceState
     score: float
     contributions: FloatArray
     expected: FloatArray
+    raw: FloatArray
 
 
 def _context(detector: Detector) -> int:
     """Rows a detector needs to score its newest one (1 for row-wise detectors)."""
     window = getattr(detector, "window", None)
     return max(1, int(window) + 1) if isinstance(window, int | np.integer) else 1
+
+
+def _scores_windows(detector: Detector) -> bool:
+    """Whether the detector scores many series' newest points in one batch
+    (:meth:`models.forecast.ForecastDetector.score_windows`)."""
+    return all(
+        callable(getattr(detector, name, None)) for name in ("score_windows", "series_state")
+    ) and isinstance(getattr(detector, "window", None), int)
+
+
+def _network_key(detector: Detector) -> object:
+    """Equal for detectors that compute the same function of a window (same weights and
+    settings), so their devices' series go through one forward pass."""
+    weights = getattr(detector, "weights_", None)
+    if not isinstance(weights, np.ndarray):
+        return id(detector)
+    settings = tuple(
+        getattr(detector, a, None) for a in ("window", "hidden", "clip", "smooth", "num_threads")
+    )
+    digest = hashlib.blake2b(np.ascontiguousarray(weights).tobytes(), digest_size=16).digest()
+    return (type(detector), settings, digest)
+
+
+def _top_k_rows(values: FloatArray, bounds: IntArray, ks: list[int]) -> FloatArray:
+    """Mean of the ``ks[i]`` largest of ``values[bounds[i]:bounds[i + 1]]``, by rows of
+    equal length and ``k`` at a time."""
+    n = len(ks)
+    lengths = np.diff(bounds)
+    scores = np.zeros(n)
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for i, (length, k) in enumerate(zip(lengths.tolist(), ks, strict=True)):
+        if length:
+            buckets.setdefault((length, max(1, min(k, length))), []).append(i)
+    for (length, k), members in buckets.items():
+        index = np.asarray(members, dtype=np.intp)
+        block = values[bounds[index][:, None] + np.arange(length)]
+        top = np.partition(block, length - k, axis=1)[:, length - k :]
+        scores[index] = top.mean(axis=1)
+    return scores
 
 
 def _expected(detector: Detector, X: FloatArray) -> FloatArray:
@@ -422,13 +473,14 @@ class DetectionService:
 
     # -- per device ----------------------------------------------------------------
 
-    def _state(self, device: str, frame: Frame) -> _DeviceState:
+    def _model(self, device: str) -> DeviceModel | None:
+        return self.models.devices.get(device) if self.models is not None else None
+
+    def _state(self, device: str, kind: str) -> _DeviceState:
         state = self._states.get(device)
         if state is not None:
             return state
-        model: DeviceModel | None = (
-            self.models.devices.get(device) if self.models is not None else None
-        )
+        model = self._model(device)
         if model is not None:
             state = _DeviceState(
                 label=model.detector.name,
@@ -438,22 +490,29 @@ class DetectionService:
             )
             state.rows = deque(maxlen=_context(model.detector))
         else:
-            state = _DeviceState(label=FALLBACK_LABEL, kind=frame.kind, fallback=True)
+            state = _DeviceState(label=FALLBACK_LABEL, kind=kind, fallback=True)
             self.stats.fallback_devices.add(device)
             log.info("detect_fallback", device=device, warmup=self.fallback_warmup)
         self._states[device] = state
         return state
 
     def _fit_fallback(self, device: str, state: _DeviceState) -> None:
-        keys = sorted({k for f in state.warm for k in f})
-        X = np.array([[f.get(k, np.nan) for k in keys] for f in state.warm], dtype=np.float64)
+        frames = [
+            {k: v for k, v in zip(keys, row.tolist(), strict=True) if not math.isnan(v)}
+            for keys, row in state.warm
+        ]
+        keys = sorted({k for f in frames for k in f})
+        X = np.array([[f.get(k, np.nan) for k in keys] for f in frames], dtype=np.float64)
         filled = np.mean(~np.isnan(X), axis=0) >= 0.5 if X.size else np.zeros(0, bool)
         state.columns = tuple(k for k, keep in zip(keys, filled, strict=True) if keep)
         X = X[:, filled]
         detector = self.fallback_factory()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            detector.fit(X)
+            if isinstance(detector, RobustZScore):
+                detector.fit(X, min_scale=min_scales(state.columns))
+            else:
+                detector.fit(X)
         state.detector = detector
         state.rows = deque(maxlen=_context(detector))
         state.warm.clear()
@@ -468,47 +527,154 @@ class DetectionService:
             seen.update(fresh)
             log.info("detect_new_columns_ignored", device=device, columns=fresh[:10])
 
+    def _columns(self, device: str) -> tuple[str, ...]:
+        """The columns a device's frame is read on this cycle: its model's, or (while its
+        fallback warms up) every column it has."""
+        state = self._states.get(device)
+        if state is not None and state.detector is not None:
+            return state.columns
+        if state is None and (model := self._model(device)) is not None:
+            return model.columns
+        return self.frames.columns(device)
+
     def _score(self, devices: Sequence[str], result: CycleResult) -> list[_Scored]:
-        batch: list[tuple[str, Frame, _DeviceState]] = []
-        for device in devices:
-            frame = self.frames.frame(device)
-            if frame is None or not frame.values:
+        """Score the newest frames of ``devices``: the cycle's frames come out of the
+        frame builder as one matrix; robust z-scores are one vectorised pass over it."""
+        if not devices:
+            return []
+        columns = [self._columns(d) for d in devices]
+        rows = self.frames.rows(devices, columns)
+        fresh, extra = rows.fresh.tolist(), rows.extra.tolist()
+        zbatch: list[tuple[int, _DeviceState]] = []
+        wbatch: list[tuple[int, _DeviceState]] = []
+        others: list[tuple[int, _DeviceState]] = []
+        for i, device in enumerate(devices):
+            if not fresh[i]:
                 continue
-            state = self._state(device, frame)
+            state = self._state(device, rows.kinds[i])
             if state.detector is None:
-                state.warm.append(frame.values)
+                state.warm.append((columns[i], rows.row(i).copy()))
                 if len(state.warm) >= self.fallback_warmup:
                     self._fit_fallback(device, state)
                 result.warming += 1
                 continue
-            row, new = align(frame.values, state.columns)
-            self._note_new(device, new)
-            state.rows.append(row)
-            batch.append((device, frame, state))
-        zbatch = [b for b in batch if type(b[2].detector) is RobustZScore]
-        others = [b for b in batch if type(b[2].detector) is not RobustZScore]
-        return self._score_robust_z(zbatch) + [self._score_one(*b) for b in others]
+            if extra[i]:
+                self._note_new(device, self.frames.extra_columns(device, state.columns))
+            state.rows.append(rows.row(i))
+            if type(state.detector) is RobustZScore:
+                zbatch.append((i, state))
+            elif _scores_windows(state.detector):
+                wbatch.append((i, state))
+            else:
+                others.append((i, state))
+        scored = self._score_robust_z(rows, zbatch) + self._score_windows(rows, wbatch)
+        return scored + [self._score_one(rows, i, state) for i, state in others]
 
-    def _score_robust_z(self, batch: list[tuple[str, Frame, _DeviceState]]) -> list[_Scored]:
+    def _score_robust_z(
+        self, rows: FrameRows, batch: list[tuple[int, _DeviceState]]
+    ) -> list[_Scored]:
         """Every robust z-score of the cycle in one vectorised pass."""
         if not batch:
             return []
-        rows = [b[2].rows[-1] for b in batch]
-        dets = [b[2].detector for b in batch]
-        x = np.concatenate(rows)
-        median = np.concatenate([d.median_ for d in dets])  # type: ignore[union-attr]
-        scale = np.concatenate([d.scale_ for d in dets])  # type: ignore[union-attr]
-        z = np.nan_to_num(np.abs(x - median) / scale, nan=0.0, posinf=0.0)
-        bounds = np.cumsum([0, *(r.size for r in rows)])
+        index = np.fromiter((i for i, _ in batch), np.intp, len(batch))
+        lengths = np.diff(rows.bounds)[index]
+        if len(batch) == len(rows.devices):
+            x, raw = rows.values, rows.raw
+        else:
+            take = np.zeros(len(rows.devices), dtype=bool)
+            take[index] = True
+            elements = np.repeat(take, np.diff(rows.bounds))
+            x, raw = rows.values[elements], rows.raw[elements]
+        dets = [cast(RobustZScore, s.detector) for _, s in batch]
+        median = np.concatenate([d.median_ for d in dets])
+        scale = np.concatenate([d.scale_ for d in dets])
+        if median.size != x.size:
+            raise ValueError("a robust_z model's columns do not match its detector")
+        with np.errstate(invalid="ignore"):
+            z = np.nan_to_num(np.abs(x - median) / scale, nan=0.0, posinf=0.0)
+        bounds = np.zeros(len(batch) + 1, dtype=np.intp)
+        np.cumsum(lengths, out=bounds[1:])
+        scores = np.zeros(len(batch))
+        filled = lengths > 0
+        if filled.any():
+            scores[filled] = np.maximum.reduceat(z, bounds[:-1][filled])
         out = []
-        for i, (device, frame, state) in enumerate(batch):
-            lo, hi = bounds[i], bounds[i + 1]
-            contributions = z[lo:hi]
-            score = float(contributions.max()) if hi > lo else 0.0
-            out.append(_Scored(device, frame, state, score, contributions, median[lo:hi]))
+        ts = rows.ts
+        for k, (i, state) in enumerate(batch):
+            lo, hi = bounds[k], bounds[k + 1]
+            out.append(
+                _Scored(
+                    rows.devices[i],
+                    float(ts[i]),
+                    state,
+                    float(scores[k]),
+                    z[lo:hi],
+                    median[lo:hi],
+                    raw[lo:hi],
+                )
+            )
         return out
 
-    def _score_one(self, device: str, frame: Frame, state: _DeviceState) -> _Scored:
+    def _score_windows(
+        self, rows: FrameRows, batch: list[tuple[int, _DeviceState]]
+    ) -> list[_Scored]:
+        """Window scorers' devices: one batched pass per shared network.
+
+        Each device keeps its newest ``window + 1`` rows (its first row repeated
+        before that, as :meth:`~models.forecast.ForecastDetector.score` does) and
+        its last contributions, so the moving average runs on across cycles.
+        """
+        groups: dict[tuple[object, bool], list[tuple[int, _DeviceState]]] = {}
+        for i, state in batch:
+            detector: Any = state.detector
+            if state.network is None:
+                state.network = _network_key(detector)
+                state.series = detector.series_state()
+            row = rows.row(i)
+            window = state.window
+            if window is None or window.shape[0] != row.size:
+                state.window = np.repeat(row[:, None], detector.window + 1, axis=1)
+            else:
+                window[:, :-1] = window[:, 1:]
+                window[:, -1] = row
+            groups.setdefault((state.network, state.previous is None), []).append((i, state))
+        out = []
+        for (_, first), members in groups.items():
+            states = [state for _, state in members]
+            detector = states[0].detector
+            windows = np.concatenate([cast(FloatArray, st.window) for st in states])
+            series = type(states[0].series).concat([st.series for st in states])
+            previous = (
+                None if first else np.concatenate([cast(FloatArray, st.previous) for st in states])
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                values = np.asarray(
+                    detector.score_windows(windows, series, previous),
+                    dtype=np.float64,
+                )
+            bounds = np.zeros(len(states) + 1, dtype=np.intp)
+            np.cumsum([len(st.series) for st in states], out=bounds[1:])
+            scores = _top_k_rows(
+                values, bounds, [int(getattr(st.detector, "k_", 1)) for st in states]
+            )
+            for k, (i, state) in enumerate(members):
+                contributions = values[bounds[k] : bounds[k + 1]]
+                state.previous = contributions
+                out.append(
+                    _Scored(
+                        rows.devices[i],
+                        float(rows.ts[i]),
+                        state,
+                        float(scores[k]),
+                        np.nan_to_num(contributions, nan=0.0, posinf=0.0),
+                        np.asarray(state.series.median, dtype=np.float64),
+                        rows.raw_row(i),
+                    )
+                )
+        return out
+
+    def _score_one(self, rows: FrameRows, i: int, state: _DeviceState) -> _Scored:
         detector = state.detector
         assert detector is not None
         X = np.vstack(list(state.rows))
@@ -519,7 +685,15 @@ class DetectionService:
                 np.asarray(detector.contributions(X), dtype=np.float64)[-1], nan=0.0, posinf=0.0
             )
             expected = _expected(detector, X)
-        return _Scored(device, frame, state, score, contributions, expected)
+        return _Scored(
+            rows.devices[i],
+            float(rows.ts[i]),
+            state,
+            score,
+            contributions,
+            expected,
+            rows.raw_row(i),
+        )
 
     # -- anomalies -----------------------------------------------------------------
 
@@ -555,7 +729,7 @@ class DetectionService:
                     metric=metric,
                     instance=instance,
                     score=float(contributions[i]),
-                    value=s.frame.raw.get(columns[i], math.nan),
+                    value=float(s.raw[i]),
                     expected=spec.inverse(metric, float(s.expected[i])),
                 )
             )
@@ -565,7 +739,7 @@ class DetectionService:
         state = s.state
         assert state.detector is not None
         threshold = float(state.detector.threshold_)
-        ts = s.frame.ts
+        ts = s.ts
         if not s.score > threshold:
             state.run_start = state.last_emit_ts = state.last_component = None
             return None

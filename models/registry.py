@@ -42,9 +42,11 @@ from models.features import (
     flat_columns,
     grid_frames,
     infer_kind,
+    min_scales,
     spec_for,
     split_key,
 )
+from models.zscore import RobustZScore
 
 __all__ = [
     "DEFAULT_DETECTOR",
@@ -334,7 +336,10 @@ def fit_device(
     detector = registry.create(detector_name, **dict(params or {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        detector.fit(frames.values)
+        if isinstance(detector, RobustZScore):
+            detector.fit(frames.values, min_scale=min_scales(frames.columns))
+        else:
+            detector.fit(frames.values)
         scores = detector.score(frames.values)
     finite = scores[np.isfinite(scores)]
     quantiles = (

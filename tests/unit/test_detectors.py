@@ -58,6 +58,10 @@ def test_registry_is_not_empty_and_names_match() -> None:
         assert _make(name).name == name
 
 
+def test_the_pytorch_forecaster_is_registered() -> None:
+    assert "forecast" in DETECTORS
+
+
 def test_registries_are_independent_and_refuse_duplicates() -> None:
     one, two = default_registry(), default_registry()
     one.register("extra", RobustZScore)
@@ -117,6 +121,27 @@ def test_contributions_name_the_faulty_feature(name: str, train: FloatArray) -> 
     detector = _make(name).fit(train)
     contributions = detector.contributions(_faulty_test_set()[FAULT_START:])
     assert np.all(contributions.argmax(axis=1) == FAULT_FEATURE)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_scores_are_causal(name: str, train: FloatArray) -> None:
+    # The score of row t must not change when rows after t are added.
+    detector = _make(name).fit(train)
+    X = _faulty_test_set()
+    full = detector.score(X)
+    for t in (1, FAULT_START, FAULT_START + 1):
+        np.testing.assert_allclose(detector.score(X[:t]), full[:t], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_scores_rise_on_an_injected_spike(name: str, train: FloatArray) -> None:
+    detector = _make(name).fit(train)
+    X = _gaussian(N_TEST, seed=3)
+    X[FAULT_START, FAULT_FEATURE] += 12.0 * SIGMAS[FAULT_FEATURE]
+    scores = detector.score(X)
+    assert scores[FAULT_START] > detector.threshold_
+    # Windowed detectors may score a block's first rows on short context; skip them.
+    assert scores[FAULT_START] > np.max(scores[FAULT_START - 100 : FAULT_START])
 
 
 @pytest.mark.parametrize("name", DETECTORS)
@@ -208,6 +233,28 @@ def test_robust_z_on_flat_training_data_still_sees_a_large_change() -> None:
     detector = RobustZScore().fit(np.zeros((30, 1)))
     assert detector.predict(np.array([[50.0]])).all()
     assert not detector.predict(np.array([[0.5]])).any()
+
+
+def test_robust_z_scale_follows_the_feature_spread_not_its_units() -> None:
+    # [0, 1]-normalised KPIs and bit-per-second rates: the same relative fault
+    # must score the same, whatever the unit.
+    rng = np.random.default_rng(13)
+    kpi = 0.3 + 0.01 * rng.standard_normal((500, 1))
+    train = np.hstack([kpi, kpi * 1e9])
+    detector = RobustZScore().fit(train)
+    np.testing.assert_allclose(detector.scale_[1] / detector.scale_[0], 1e9, rtol=1e-9)
+    fault = np.array([[0.4, 0.3e9]])  # +10 σ on the KPI only
+    assert detector.predict(fault).all()
+    assert detector.contributions(fault).argmax() == 0
+
+
+def test_robust_z_mostly_flat_feature_is_scaled_by_its_spread() -> None:
+    # An error rate that is 0 but for rare bursts: MAD 0, standard deviation not.
+    train = np.zeros((400, 1))
+    train[::50, 0] = 0.02
+    detector = RobustZScore().fit(train)
+    assert 0 < detector.scale_[0] < 0.02
+    assert detector.predict(np.array([[1.0]])).all()
 
 
 def test_robust_z_missing_values_read_as_no_evidence() -> None:

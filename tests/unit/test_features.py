@@ -84,11 +84,14 @@ def test_feature_selection_per_kind_and_transforms() -> None:
     assert optical.kind == "optical"
     assert optical.selects("amp_gain_db") and optical.selects("opt_pre_fec_ber")
     assert not optical.selects("amp_target_gain_db")
-    assert router.transform("if_in_bps", 1e10 - 1) == pytest.approx(10.0)
+    assert router.transform("if_in_bps", 1e10) == pytest.approx(10.0)
+    # Below the idle level, chatter and its jitter are one constant.
+    assert router.transform("if_in_bps", 64e3) == router.transform("if_in_bps", 70e3) == 6.0
+    assert router.transform("bgp_prefixes_accepted", 1000) == pytest.approx(3.0)
     assert router.transform("if_in_errors_ps", 12.0) == 12.0  # zero-baseline: linear
     assert optical.transform("opt_pre_fec_ber", 1e-5) == pytest.approx(-5.0)
     assert optical.inverse("opt_pre_fec_ber", -5.0) == pytest.approx(1e-5)
-    assert router.inverse("if_in_bps", router.transform("if_in_bps", 123.0)) == pytest.approx(123.0)
+    assert router.inverse("if_in_bps", router.transform("if_in_bps", 5e8)) == pytest.approx(5e8)
     assert infer_kind(["if_in_bps", "opt_osnr_db"]) == "optical"
     assert infer_kind(["if_in_bps"]) == "router"
     with pytest.raises(KeyError, match="no feature spec"):
@@ -145,3 +148,24 @@ def test_frame_builder_keeps_slower_groups_and_selects_features_by_role() -> Non
     assert frame.values["opt_pre_fec_ber@line1"] == pytest.approx(-4.0)
     assert frame.raw["opt_pre_fec_ber@line1"] == pytest.approx(1e-4)
     assert builder.frame("unknown") is None
+
+
+def test_min_scales_keep_a_quiet_training_window_from_alarming_on_jitter() -> None:
+    from models.features import min_scales
+    from models.zscore import RobustZScore
+
+    columns = ["if_in_bps@eth1", "cpu_util_pct", "opt_osnr_db@line1", "mystery"]
+    assert min_scales(columns).tolist() == [0.05, 2.0, 0.1, 0.0]
+    # Ten polls of a busy link that barely moved: without floors, 2 % more traffic
+    # (0.009 decades) is a fault; with them it is not, and a link going dark still is.
+    rng = np.random.default_rng(3)
+    train = np.column_stack([10.3 + rng.normal(0, 0.0005, 10), 20 + rng.normal(0, 0.1, 10)])
+    bare = RobustZScore().fit(train)
+    floored = RobustZScore().fit(train, min_scale=min_scales(columns[:2]))
+    wiggle = np.array([[10.309, 20.2]])
+    dark = np.array([[6.0, 20.0]])
+    assert bare.predict(wiggle)[0]
+    assert not floored.predict(wiggle)[0]
+    assert floored.predict(dark)[0]
+    with pytest.raises(ValueError, match="min_scale"):
+        RobustZScore().fit(train, min_scale=np.zeros(3))

@@ -1,0 +1,480 @@
+"""A shared-weight PyTorch forecaster for fleets of telemetry series.
+
+Design, and why:
+
+- **Channel-independent core.** One small MLP reads the last ``window``
+  normalised values of *one* series and forecasts the next one (it predicts
+  the step from the last value, so a persistent series costs it nothing).
+  The same weights serve every series, so the network learns generic
+  telemetry dynamics (diurnal ramps, noise, bursts) rather than one device's
+  column order. That is what lets one network score a whole role: 10,000
+  devices × 50 metrics is a single batched forward pass over 500,000 windows
+  (:meth:`ForecastDetector.score_windows`), and a device with new or removed
+  interfaces needs no retraining, only its per-series normalisation.
+  Cross-channel mixing layers were left out on purpose: their weights are
+  tied to one device's column order, which breaks that sharing.
+- **Per-series robust normalisation.** Each series is centred on its
+  training median and scaled by its IQR (÷ 1.349, the normal-consistent
+  factor). The scale falls back to the standard deviation for series that
+  mostly sit on one value (IQR 0); a series that never moved in training
+  has no spread to scale by, so it gets 5 % of its magnitude (1.0 for a
+  series that was exactly 0 throughout) and its score scales are that whole
+  unit, not a fraction of it, so later wiggles stay small. The network reads
+  values clipped to ``±clip``, so one wild value cannot derail its forecasts.
+- **Two pieces of evidence per series, both standardised on training data.**
+  The forecast residual catches broken dynamics inside the normal range
+  (a spike, a stalled counter, a changed shape); a forecaster, however,
+  follows a sustained shift after a step or two, and operators care about
+  the whole fault, not only its onset. So each series also carries its
+  level deviation from the training median. Each term is divided by its own
+  scale, the 99th percentile of its absolute deviation on training data
+  (for residuals: the held-out tail of the training block, which the network
+  did not fit), never below ``rel_floor`` of the series' normalised spread.
+  A series' contribution is the larger of the two, smoothed by a causal exponential moving average
+  (``smooth`` rows) so that one noisy sample does not alarm but a sustained
+  fault does.
+- **Row score** = mean of the ``top_k`` largest contributions (default
+  ``ceil(sqrt(n_features))``): a fault moves a few related metrics (in and
+  out rate, errors) and a single noisy metric should not decide alone.
+  ``contributions`` are the per-series smoothed standardised deviations, so
+  attribution ranks metrics by how far each left its normal forecast.
+
+Causality: the score of row ``t`` uses rows ``≤ t`` only. A block passed to
+:meth:`ForecastDetector.score` starts with its first row repeated as left
+context (nothing is kept from ``fit``), and the moving average starts at the
+first row's value. Missing values (NaN) are imputed with the series' last
+value (its median before any value) and contribute 0; a forecast whose
+window holds imputed values is not used as evidence (the level term still is).
+
+Determinism: ``fit`` seeds torch and numpy from ``seed``, runs with
+deterministic algorithms and ``num_threads`` threads, and restores torch's
+global settings afterwards. Training uses the leading ``1 - holdout`` of the
+training rows; the held-out tail fits the residual scales. The threshold is
+:func:`models.thresholds.calibrate` over the scores of the whole training
+block (training data only, one threshold per fitted instance, i.e. per device).
+
+Persistence: :mod:`models.persist` stores the network's parameters as one
+flat float32 array (``weights_``) next to the per-series arrays, and
+:meth:`ForecastDetector.restore` rebuilds the network; scores after a
+load equal the saved detector's bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from scipy.signal import lfilter
+from torch import nn
+
+from models.base import FloatArray, check_array
+from models.thresholds import calibrate
+
+__all__ = ["ForecastDetector", "ForecastNet", "SeriesState", "top_k_mean"]
+
+_IQR_TO_SIGMA = 1.349
+_BATCH = 512
+_SCORE_CHUNK = 262_144  # windows per forward pass when scoring
+_HUGE = 1e6  # normalised values are capped here, so scores stay finite
+
+
+class ForecastNet(nn.Module):
+    """``window`` normalised values of one series → the next value (as a step from the last)."""
+
+    def __init__(self, window: int, hidden: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(window, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        step: torch.Tensor = self.body(x).squeeze(-1)
+        return x[:, -1] + step
+
+
+@dataclass(frozen=True)
+class SeriesState:
+    """Per-series fitted state (arrays of length ``n_series``) for :meth:`score_windows`.
+
+    Concatenate states of several devices with :meth:`concat` to score their
+    series in one forward pass through a shared network.
+    """
+
+    median: FloatArray
+    scale: FloatArray
+    resid_loc: FloatArray
+    resid_scale: FloatArray
+    level_loc: FloatArray
+    level_scale: FloatArray
+
+    @classmethod
+    def concat(cls, states: list[SeriesState]) -> SeriesState:
+        return cls(
+            *(np.concatenate([getattr(s, f) for s in states]) for f in cls.__dataclass_fields__)
+        )
+
+    def __len__(self) -> int:
+        return int(self.median.shape[0])
+
+
+def top_k_mean(contributions: FloatArray, k: int) -> FloatArray:
+    """Mean of the ``k`` largest values of each row (the row score)."""
+    n = contributions.shape[1]
+    if n == 0:
+        return np.zeros(contributions.shape[0])
+    k = max(1, min(k, n))
+    if k == 1:
+        return np.asarray(contributions.max(axis=1), dtype=np.float64)
+    part = np.partition(contributions, n - k, axis=1)[:, n - k :]
+    return np.asarray(part.mean(axis=1), dtype=np.float64)
+
+
+@contextmanager
+def _torch_settings(num_threads: int) -> Iterator[None]:
+    """Fixed threads and deterministic algorithms, restoring the global settings after."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _ffill(Z: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """Forward-fill NaN along axis 0 (leading NaN → 0, the median); also the NaN mask."""
+    missing = np.isnan(Z)
+    if not missing.any():
+        return Z, missing
+    idx = np.where(missing, 0, np.arange(Z.shape[0])[:, None])
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    filled = Z[idx, np.arange(Z.shape[1])[None, :]]
+    return np.nan_to_num(filled, nan=0.0), missing
+
+
+def _tail_scale(values: FloatArray, floor: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Median and 99th percentile of |deviation| per column, never below ``floor``."""
+    loc = np.median(values, axis=0)
+    spread = np.quantile(np.abs(values - loc), 0.99, axis=0)
+    return loc, np.maximum(spread, floor)
+
+
+def _robust_scale(X: FloatArray) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+    """Median, IQR-based scale and "never moved" flag per column; floors from its own spread."""
+    with np.errstate(all="ignore"):
+        median = np.nan_to_num(np.nanmedian(X, axis=0), nan=0.0)
+        q75, q25 = np.nanpercentile(X, [75, 25], axis=0)
+        std = np.nan_to_num(np.nanstd(X, axis=0), nan=0.0)
+    iqr = np.nan_to_num(q75 - q25, nan=0.0) / _IQR_TO_SIGMA
+    scale = np.where(iqr > 0, iqr, std)
+    magnitude = np.where(median != 0, 0.05 * np.abs(median), 1.0)
+    constant = ~(scale > 0)
+    return median, np.where(constant, magnitude, scale), constant
+
+
+class ForecastDetector:
+    """Forecast-residual and level detector over a shared-weight MLP; see the module docstring.
+
+    Args:
+        window: past values per forecast.
+        hidden: width of the MLP's two hidden layers.
+        epochs: passes over (at most) ``max_samples`` training windows each.
+        max_samples: windows drawn per epoch (series × time pairs).
+        lr: Adam learning rate.
+        holdout: fraction of training rows (the tail) kept from the network
+            to fit the score scales and the threshold.
+        smooth: span of the causal moving average of contributions (1 = none).
+        top_k: contributions averaged into the row score; 0 = ``ceil(sqrt(n_features))``.
+        clip: normalised values are clipped to ``±clip``.
+        rel_floor: score scales never go below this fraction of the series' spread.
+        seed: seeds torch and numpy; the same data and seed give the same scores.
+        num_threads: torch threads while fitting and scoring.
+        threshold, q, risk: threshold rule, see :func:`models.thresholds.calibrate`.
+    """
+
+    name = "forecast"
+
+    def __init__(
+        self,
+        window: int = 32,
+        hidden: int = 64,
+        epochs: int = 5,
+        max_samples: int = 200_000,
+        lr: float = 1e-3,
+        holdout: float = 0.2,
+        smooth: int = 5,
+        top_k: int = 0,
+        clip: float = 50.0,
+        rel_floor: float = 0.01,
+        seed: int = 0,
+        num_threads: int = 2,
+        threshold: str = "quantile",
+        q: float = 0.99,
+        risk: float = 1e-3,
+    ) -> None:
+        if window < 2:
+            raise ValueError(f"window must be at least 2, got {window}")
+        if not 0.0 < holdout < 1.0:
+            raise ValueError(f"holdout must be in (0, 1), got {holdout}")
+        if smooth < 1 or top_k < 0 or epochs < 0:
+            raise ValueError("smooth must be ≥ 1, top_k ≥ 0 and epochs ≥ 0")
+        if threshold not in ("quantile", "pot"):
+            raise ValueError(f"threshold must be 'quantile' or 'pot', got {threshold!r}")
+        self.window = window
+        self.hidden = hidden
+        self.epochs = epochs
+        self.max_samples = max_samples
+        self.lr = lr
+        self.holdout = holdout
+        self.smooth = smooth
+        self.top_k = top_k
+        self.clip = clip
+        self.rel_floor = rel_floor
+        self.seed = seed
+        self.num_threads = num_threads
+        self.threshold = threshold
+        self.q = q
+        self.risk = risk
+        self.threshold_ = float("inf")
+        self._net = ForecastNet(window, hidden)
+
+    # ---- fitting -----------------------------------------------------------------
+
+    def fit(self, X: FloatArray) -> Self:
+        """Train the network on the head of ``X``; fit scales and threshold on its tail.
+
+        Raises:
+            ValueError: ``X`` is not 2-D or too short for ``window`` and ``holdout``.
+        """
+        X = check_array(X)
+        n_rows = X.shape[0]
+        n_fit = round(n_rows * (1.0 - self.holdout))
+        if n_fit - self.window < 8 or n_rows - n_fit < 8:
+            raise ValueError(
+                f"need more training rows: {n_rows} leave {n_fit} to train a window of "
+                f"{self.window} and {n_rows - n_fit} held out (pass a smaller window)"
+            )
+        self.n_features_in_ = X.shape[1]
+        median, scale, constant = _robust_scale(X[:n_fit])
+        self.median_: FloatArray = median
+        self.scale_: FloatArray = scale
+        Z, _ = _ffill(self._normalise(X))
+        with _torch_settings(self.num_threads):
+            self._train(self._clip(Z[:n_fit]))
+            self.weights_: NDArray[np.float32] = self._flat_weights()
+            # Held-out tail, with the training rows before it as left context.
+            resid = self._residuals(Z[n_fit - self.window :])[self.window :]
+        floor = self._floor(constant)
+        self.resid_loc_, self.resid_scale_ = _tail_scale(resid, floor)
+        self.level_loc_, self.level_scale_ = _tail_scale(Z, floor)
+        self.k_ = self.top_k or math.ceil(math.sqrt(max(self.n_features_in_, 1)))
+        self.threshold_ = calibrate(self.score(X), self.threshold, self.q, self.risk)
+        return self
+
+    def _train(self, Z: FloatArray) -> None:
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self._net = ForecastNet(self.window, self.hidden)
+        view = np.lib.stride_tricks.sliding_window_view(Z, self.window + 1, axis=0)
+        pairs = view.reshape(-1, self.window + 1)  # (time × series, window + 1)
+        data = torch.from_numpy(np.ascontiguousarray(pairs, dtype=np.float32))
+        optimiser = torch.optim.Adam(self._net.parameters(), lr=self.lr)
+        self._net.train()
+        for _ in range(self.epochs):
+            take = min(self.max_samples, data.shape[0])
+            order = torch.from_numpy(rng.choice(data.shape[0], size=take, replace=False))
+            for start in range(0, take, _BATCH):
+                batch = data[order[start : start + _BATCH]]
+                optimiser.zero_grad()
+                loss = nn.functional.huber_loss(self._net(batch[:, :-1]), batch[:, -1])
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimiser.step()
+        self._net.eval()
+
+    def _floor(self, constant: NDArray[np.bool_]) -> FloatArray:
+        """Score-scale floors in normalised units: ``rel_floor`` of the series' spread, or
+        1 (its whole fallback scale) for a series that never moved in training."""
+        return np.where(constant, 1.0, self.rel_floor)
+
+    # ---- persistence -------------------------------------------------------------
+
+    def _flat_weights(self) -> NDArray[np.float32]:
+        return np.concatenate(
+            [p.detach().numpy().astype(np.float32).ravel() for p in self._net.parameters()]
+        )
+
+    def restore(self) -> None:
+        """Rebuild the network from ``weights_`` (called by :func:`models.persist.load`)."""
+        self._net = ForecastNet(self.window, self.hidden)
+        flat = torch.from_numpy(np.asarray(self.weights_, dtype=np.float32))
+        offset = 0
+        with torch.no_grad():
+            for p in self._net.parameters():
+                p.copy_(flat[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+        if offset != flat.numel():
+            raise ValueError(
+                f"weights_ holds {flat.numel()} values, the network "
+                f"(window={self.window}, hidden={self.hidden}) needs {offset}"
+            )
+        self._net.eval()
+
+    # ---- scoring -----------------------------------------------------------------
+
+    def _check(self, X: Any) -> FloatArray:
+        n_features = getattr(self, "n_features_in_", None)
+        if n_features is None:
+            raise ValueError("ForecastDetector is not fitted; call fit(X) first")
+        return check_array(X, n_features)
+
+    def _normalise(self, X: FloatArray) -> FloatArray:
+        """Robust-normalised values (finite, ±1e6 at most); NaN stays NaN."""
+        return np.clip((X - self.median_) / self.scale_, -_HUGE, _HUGE)
+
+    def _clip(self, Z: FloatArray) -> FloatArray:
+        """What the network reads: normalised values within ``±clip``."""
+        return np.clip(Z, -self.clip, self.clip)
+
+    def _forecast(self, windows: NDArray[np.float32]) -> FloatArray:
+        """Forecasts for ``windows`` (n × window), in chunks, as float64."""
+        out = np.empty(windows.shape[0], dtype=np.float64)
+        with torch.no_grad():
+            for start in range(0, windows.shape[0], _SCORE_CHUNK):
+                chunk = torch.from_numpy(windows[start : start + _SCORE_CHUNK])
+                out[start : start + chunk.shape[0]] = self._net(chunk).numpy()
+        return out
+
+    def _residuals(self, Z: FloatArray) -> FloatArray:
+        """Forecast residual of every row of ``Z`` (imputed), the first row repeated as context."""
+        clipped = self._clip(Z)
+        padded = np.vstack([np.repeat(clipped[:1], self.window, axis=0), clipped])
+        view = np.lib.stride_tricks.sliding_window_view(padded[:-1], self.window, axis=0)
+        windows = np.ascontiguousarray(view.reshape(-1, self.window), dtype=np.float32)
+        forecast = self._forecast(windows).reshape(Z.shape)
+        return Z - forecast
+
+    def _raw(self, Z: FloatArray, resid: FloatArray, missing: NDArray[np.bool_]) -> FloatArray:
+        r = np.abs(resid - self.resid_loc_) / self.resid_scale_
+        z = np.abs(Z - self.level_loc_) / self.level_scale_
+        if missing.any():
+            # A forecast from a window holding imputed values is not evidence.
+            gaps = np.cumsum(np.vstack([np.zeros((1, Z.shape[1])), missing]), axis=0)
+            lagged = gaps[np.maximum(np.arange(Z.shape[0]) - self.window, 0)]
+            r = np.where(gaps[:-1] - lagged > 0, 0.0, r)
+        return np.where(missing, 0.0, np.maximum(r, z))
+
+    def contributions(self, X: FloatArray) -> FloatArray:
+        """Per-series smoothed standardised deviation (forecast residual or level), ≥ 0."""
+        X = self._check(X)
+        if X.shape[0] == 0:
+            return np.zeros_like(X)
+        Z, missing = _ffill(self._normalise(X))
+        with _torch_settings(self.num_threads):
+            resid = self._residuals(Z)
+        raw = self._raw(Z, resid, missing)
+        if self.smooth > 1:
+            alpha = 2.0 / (self.smooth + 1.0)
+            initial = (1.0 - alpha) * raw[:1]
+            raw, _ = lfilter([alpha], [1.0, alpha - 1.0], raw, axis=0, zi=initial)
+        return np.asarray(raw, dtype=np.float64)
+
+    def score(self, X: FloatArray) -> FloatArray:
+        """Mean of each row's ``k_`` largest contributions; causal."""
+        return top_k_mean(self.contributions(X), self.k_)
+
+    def predict(self, X: FloatArray) -> NDArray[np.bool_]:
+        """``score(X) > threshold_``."""
+        return self.score(X) > self.threshold_
+
+    # ---- fleet scoring -----------------------------------------------------------
+
+    def series_state(self, X: FloatArray | None = None) -> SeriesState:
+        """Per-series state for :meth:`score_windows`.
+
+        Without ``X``: this detector's own fitted series. With ``X`` (rows ×
+        series of another device of the same role): normalisation and score
+        scales fitted on ``X`` under this detector's network, so the shared
+        network serves that device without training.
+        """
+        self._check(np.zeros((0, getattr(self, "n_features_in_", 0))))
+        if X is None:
+            return SeriesState(
+                self.median_,
+                self.scale_,
+                self.resid_loc_,
+                self.resid_scale_,
+                self.level_loc_,
+                self.level_scale_,
+            )
+        X = check_array(X)
+        if X.shape[0] < self.window + 8:
+            raise ValueError(f"need at least {self.window + 8} rows, got {X.shape[0]}")
+        median, scale, constant = _robust_scale(X)
+        Z, _ = _ffill(np.clip((X - median) / scale, -_HUGE, _HUGE))
+        with _torch_settings(self.num_threads):
+            resid = self._residuals(Z)[self.window :]
+        floor = self._floor(constant)
+        resid_loc, resid_scale = _tail_scale(resid, floor)
+        level_loc, level_scale = _tail_scale(Z, floor)
+        return SeriesState(median, scale, resid_loc, resid_scale, level_loc, level_scale)
+
+    def score_windows(
+        self,
+        windows: FloatArray,
+        state: SeriesState | None = None,
+        previous: FloatArray | None = None,
+    ) -> FloatArray:
+        """Contribution of the newest point of each series, in one batched forward pass.
+
+        Args:
+            windows: ``(n_series, L)`` raw values, oldest first, newest last,
+                ``L ≥ window + 1`` (only the last ``window + 1`` are read).
+                NaN reads as missing: imputed from the series' last value.
+            state: one entry per row of ``windows`` (default: this detector's
+                fitted series, so ``n_series == n_features_in_``).
+            previous: what the last call returned for the same series, to
+                continue the moving average (``None`` on the first call).
+
+        Returns:
+            ``(n_series,)`` smoothed standardised deviations, the same values
+            :meth:`contributions` gives for the newest row of a block. Keep
+            them for the next call; a device's score is
+            ``top_k_mean(values_of_its_series[None, :], detector.k_)``.
+        """
+        state = state or self.series_state()
+        arr = np.asarray(windows, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] < self.window + 1:
+            raise ValueError(
+                f"windows must be (n_series, ≥ {self.window + 1}), got shape {arr.shape}"
+            )
+        if arr.shape[0] != len(state):
+            raise ValueError(f"{arr.shape[0]} windows for {len(state)} series states")
+        arr = arr[:, -(self.window + 1) :]
+        Z = np.clip((arr - state.median[:, None]) / state.scale[:, None], -_HUGE, _HUGE)
+        gaps = np.isnan(Z)
+        Z, _ = _ffill(Z.T)
+        Z = Z.T
+        inputs = np.ascontiguousarray(self._clip(Z[:, :-1]), dtype=np.float32)
+        with _torch_settings(self.num_threads):
+            forecast = self._forecast(inputs)
+        newest = Z[:, -1]
+        r = np.abs(newest - forecast - state.resid_loc) / state.resid_scale
+        z = np.abs(newest - state.level_loc) / state.level_scale
+        r = np.where(gaps[:, :-1].any(axis=1), 0.0, r)
+        raw = np.where(gaps[:, -1], 0.0, np.maximum(r, z))
+        if previous is None or self.smooth == 1:
+            return np.asarray(raw, dtype=np.float64)
+        alpha = 2.0 / (self.smooth + 1.0)
+        return np.asarray(alpha * raw + (1.0 - alpha) * np.asarray(previous), dtype=np.float64)

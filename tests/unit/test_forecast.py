@@ -1,0 +1,184 @@
+"""ForecastDetector specifics: causality, gaps, flat series, fleet scoring, persistence.
+
+The conformance suite in ``test_detectors.py`` already holds it to the common
+contract; these tests pin what the forecaster adds. Small windows and epochs
+keep them fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.base import FloatArray
+from models.forecast import ForecastDetector, SeriesState, top_k_mean
+from models.persist import load, save
+
+PERIOD = 24
+
+
+def _seasonal(n: int, seed: int, n_series: int = 4, offset: int = 0) -> FloatArray:
+    """Diurnal-looking series with different levels, amplitudes and phases, plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(offset, offset + n)[:, None]
+    phase = np.linspace(0.0, np.pi, n_series)[None, :]
+    level = np.array([1e6, 5e5, 0.3, 40.0][:n_series])
+    amplitude = 0.2 * level
+    wave = level + amplitude * np.sin(2 * np.pi * t / PERIOD + phase)
+    return wave + 0.02 * amplitude * rng.standard_normal((n, n_series))
+
+
+def _small(**params: float) -> ForecastDetector:
+    kwargs: dict[str, float] = {"window": 16, "hidden": 32, "epochs": 3, "max_samples": 20_000}
+    kwargs.update(params)
+    return ForecastDetector(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> ForecastDetector:
+    return _small().fit(_seasonal(800, seed=1))
+
+
+def test_scores_are_causal(fitted: ForecastDetector) -> None:
+    X = _seasonal(200, seed=2, offset=800)
+    X[150:, 1] *= 3.0
+    full = fitted.score(X)
+    for t in (1, 40, 149, 151, 199):
+        np.testing.assert_allclose(fitted.score(X[:t]), full[:t], rtol=1e-12, atol=1e-12)
+
+
+def test_a_break_in_the_pattern_inside_the_normal_range_alarms(fitted: ForecastDetector) -> None:
+    # The wave jumps half a period ahead: every value stays within the training
+    # range, so only a forecaster can see it.
+    X = _seasonal(200, seed=3, offset=800)
+    X[120:] = _seasonal(80, seed=3, offset=800 + 120 + PERIOD // 2)
+    scores = fitted.score(X)
+    assert scores[120:124].max() > fitted.threshold_
+    assert np.mean(scores[40:120] > fitted.threshold_) <= 0.05
+
+
+def test_a_sustained_shift_keeps_alarming_after_its_onset(fitted: ForecastDetector) -> None:
+    X = _seasonal(200, seed=4, offset=800)
+    X[100:, 2] += 1.0  # +5 amplitudes on the third series, held to the end
+    scores = fitted.score(X)
+    assert np.all(scores[100:] > fitted.threshold_)
+    assert np.all(fitted.contributions(X)[100:].argmax(axis=1) == 2)
+
+
+def test_missing_values_read_as_no_evidence(fitted: ForecastDetector) -> None:
+    X = _seasonal(120, seed=5, offset=800)
+    holed = X.copy()
+    holed[60:70, 0] = np.nan
+    holed[0:5, 3] = np.nan
+    contributions = fitted.contributions(holed)
+    assert np.all(np.isfinite(contributions))
+    assert np.all(np.isfinite(fitted.score(holed)))
+    # Gaps raise no alarm the complete data would not raise.
+    assert not (fitted.predict(holed) & ~fitted.predict(X)).any()
+
+
+def test_missing_values_in_training_do_not_break_fit() -> None:
+    X = _seasonal(600, seed=6)
+    X[::7, 1] = np.nan
+    X[:50, 2] = np.nan
+    detector = _small().fit(X)
+    assert np.isfinite(detector.threshold_)
+    assert np.all(np.isfinite(detector.score(_seasonal(100, seed=7, offset=600))))
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1e9])
+def test_a_flat_training_series_does_not_flood_on_small_wiggles(level: float) -> None:
+    X = _seasonal(600, seed=8)
+    X[:, 3] = level
+    detector = _small().fit(X)
+    test = _seasonal(200, seed=9, offset=600)
+    test[:, 3] = level + 1e-3 * np.sin(np.arange(200)) + 1e-9 * level
+    scores = detector.score(test)
+    assert np.all(np.isfinite(scores))
+    assert np.mean(scores > detector.threshold_) <= 0.05
+    test[150:, 3] = level + 10.0 + 0.5 * abs(level)  # and a real change still shows
+    assert np.all(detector.score(test)[150:] > detector.threshold_)
+
+
+def test_fit_rejects_too_few_rows_and_bad_params() -> None:
+    with pytest.raises(ValueError, match="more training rows"):
+        _small().fit(np.ones((20, 2)))
+    with pytest.raises(ValueError, match="window"):
+        ForecastDetector(window=1)
+    with pytest.raises(ValueError, match="holdout"):
+        ForecastDetector(holdout=1.0)
+    with pytest.raises(ValueError, match="not fitted"):
+        ForecastDetector().score(np.ones((3, 2)))
+
+
+def test_fit_restores_torch_global_settings() -> None:
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    _small(num_threads=1).fit(_seasonal(300, seed=10))
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+
+
+def test_other_seeds_train_other_networks() -> None:
+    X = _seasonal(400, seed=11)
+    one, two = _small(seed=1).fit(X), _small(seed=2).fit(X)
+    assert not np.array_equal(one.weights_, two.weights_)
+
+
+def test_score_windows_matches_the_batch_contributions(fitted: ForecastDetector) -> None:
+    X = _seasonal(120, seed=12, offset=800)
+    X[90:, 0] *= 0.5
+    X[100, 1] = np.nan
+    batch = fitted.contributions(X)
+    width = fitted.window + 1
+    previous = None
+    for t in range(width - 1, X.shape[0]):
+        previous = fitted.score_windows(X[t - width + 1 : t + 1].T, previous=previous)
+    assert previous is not None
+    # The moving averages start at different rows; 100 rows later both have forgotten it.
+    np.testing.assert_allclose(previous, batch[-1], rtol=1e-5, atol=1e-6)
+    assert previous[1] >= 0
+
+
+def test_score_windows_serves_other_devices_through_one_network(fitted: ForecastDetector) -> None:
+    # A device of the same role with other magnitudes: new normalisation, same weights.
+    other = _seasonal(400, seed=13)[:, [1, 0, 3, 2]] * 7.0
+    state = SeriesState.concat([fitted.series_state(), fitted.series_state(other)])
+    assert len(state) == 8
+    mine = _seasonal(fitted.window + 1, seed=14, offset=800)
+    theirs = _seasonal(fitted.window + 1, seed=15, offset=400)[:, [1, 0, 3, 2]] * 7.0
+    theirs[-1, 2] *= 10.0  # a fault on the other device's third series
+    values = fitted.score_windows(np.hstack([mine, theirs]).T, state)
+    assert values.shape == (8,)
+    assert int(values.argmax()) == 6
+    device_scores = top_k_mean(values.reshape(2, 4), fitted.k_)
+    assert device_scores[1] > fitted.threshold_ > device_scores[0]
+
+
+def test_score_windows_rejects_bad_shapes(fitted: ForecastDetector) -> None:
+    with pytest.raises(ValueError, match="windows must be"):
+        fitted.score_windows(np.ones((4, fitted.window)))
+    with pytest.raises(ValueError, match="series states"):
+        fitted.score_windows(np.ones((3, fitted.window + 1)))
+
+
+def test_save_load_round_trip_is_bit_exact(fitted: ForecastDetector, tmp_path: Path) -> None:
+    save(fitted, tmp_path)
+    loaded = load(tmp_path)
+    assert isinstance(loaded, ForecastDetector)
+    X = _seasonal(100, seed=16, offset=800)
+    np.testing.assert_array_equal(loaded.score(X), fitted.score(X))
+    np.testing.assert_array_equal(loaded.contributions(X), fitted.contributions(X))
+    np.testing.assert_array_equal(loaded.score_windows(X[-20:].T), fitted.score_windows(X[-20:].T))
+    assert (loaded.window, loaded.hidden, loaded.k_) == (fitted.window, fitted.hidden, fitted.k_)
+
+
+def test_top_k_mean() -> None:
+    C = np.array([[1.0, 5.0, 3.0], [0.0, 0.0, 9.0]])
+    np.testing.assert_array_equal(top_k_mean(C, 1), [5.0, 9.0])
+    np.testing.assert_array_equal(top_k_mean(C, 2), [4.0, 4.5])
+    np.testing.assert_array_equal(top_k_mean(C, 10), [3.0, 3.0])
+    assert top_k_mean(np.zeros((2, 0)), 3).shape == (2,)
