@@ -152,6 +152,20 @@ def _table(dev: DevSet, report: dict[str, Any]) -> list[str]:
     return lines
 
 
+LAB_BEGIN = "<!-- lab-faults:begin -->"
+LAB_END = "<!-- lab-faults:end -->"
+
+
+def _kept_lab_faults(path: Path) -> str:
+    """The lab fault sweep's section (written by ``bench.detect_faults``), kept as it is."""
+    if path.exists():
+        text = path.read_text()
+        begin, end = text.find(LAB_BEGIN), text.find(LAB_END)
+        if begin != -1 and end > begin:
+            return text[begin : end + len(LAB_END)] + "\n"
+    return ""
+
+
 def _kept_justification(path: Path) -> str:
     if path.exists():
         text = path.read_text()
@@ -212,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     registry = evaluation_registry()
     registered = list(registry)
-    names = [n for n in ("random", "robust_z", "pca", "iforest") if n in registered]
+    names: list[str] = [n for n in ("random", "robust_z", "pca", "iforest") if n in registered]
     names += [n for n in registered if n not in BASELINES]
     if args.detectors:
         names = [n for n in names if n in args.detectors.split(",")]
@@ -331,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds 0,1,2 --plots /tmp/plots",
         "```",
         "",
+        _kept_lab_faults(args.out),
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(text))
