@@ -64,7 +64,7 @@ from autonoc.core.types import Anomaly, Sample
 from bench.report import write_section
 from collectors.bus import decode_samples, encode_samples
 from models.base import Detector, FloatArray, default_registry
-from models.detect_service import DetectionService, FeedEntry
+from models.detect_service import DetectionService, FeedEntry, MemoryFeed
 from models.features import FrameBuilder, spec_for, split_key
 from models.registry import DeviceModel, LoadedModels
 
@@ -136,23 +136,6 @@ def poll_entries(
         )
         for d, device in enumerate(devices)
     ]
-
-
-class MemoryFeed:
-    """A :class:`~models.detect_service.SampleFeed` holding one cycle's entries."""
-
-    def __init__(self) -> None:
-        self.entries: list[FeedEntry] = []
-
-    def read(self, count: int, block_ms: int | None) -> list[FeedEntry]:
-        out, self.entries = self.entries[:count], self.entries[count:]
-        return out
-
-    def ack(self, ids: Sequence[str]) -> None:
-        pass
-
-    def retry_pending(self) -> None:
-        pass
 
 
 class NullSink:

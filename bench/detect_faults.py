@@ -53,7 +53,7 @@ from lab.faults import FAULT_HELP, FaultInjector, FaultKind
 from lab.network import LabNetwork, SimClock
 from lab.runner import LabRunner
 from models.base import default_registry
-from models.detect_service import DetectionService, FeedEntry
+from models.detect_service import DetectionService, ListSink, MemoryFeed
 from models.registry import ModelRegistry, train_from_history
 
 __all__ = [
@@ -246,36 +246,6 @@ def location_name(device: str, component: str) -> str:
     return f"{device}:{component}" if component else device
 
 
-class _ListFeed:
-    """The polls, handed to the service in order (the bus's role, in process)."""
-
-    def __init__(self) -> None:
-        self._entries: list[FeedEntry] = []
-        self._n = 0
-
-    def push(self, samples: Sequence[Sample]) -> None:
-        self._n += 1
-        self._entries.append(FeedEntry(str(self._n), list(samples)))
-
-    def read(self, count: int, block_ms: int | None) -> Sequence[FeedEntry]:
-        out, self._entries = self._entries[:count], self._entries[count:]
-        return out
-
-    def ack(self, ids: Sequence[str]) -> None:
-        pass
-
-    def retry_pending(self) -> None:
-        pass
-
-
-class _ListSink:
-    def __init__(self) -> None:
-        self.anomalies: list[Anomaly] = []
-
-    def publish(self, anomalies: Sequence[Anomaly]) -> None:
-        self.anomalies.extend(anomalies)
-
-
 def _ratio(a: Anomaly) -> float:
     return a.score / a.threshold if a.threshold > 0 else math.inf
 
@@ -391,7 +361,7 @@ async def run_fault(config: LabFaultConfig, workdir: Path) -> list[FaultResult]:
                     await asyncio.to_thread(store.write, await poll())
                 end = time.time()
                 registry = ModelRegistry(workdir / "models", default_registry())
-                services: list[tuple[DetectionService, _ListFeed]] = []
+                services: list[tuple[DetectionService, MemoryFeed]] = []
                 for r in results:
                     version = await asyncio.to_thread(
                         train_from_history,
@@ -405,10 +375,8 @@ async def run_fault(config: LabFaultConfig, workdir: Path) -> list[FaultResult]:
                     )
                     models = registry.load(version.version)
                     r.devices_trained = len(models.devices)
-                    feed = _ListFeed()
-                    services.append(
-                        (DetectionService(feed, _ListSink(), models, kinds=roles), feed)
-                    )
+                    feed = MemoryFeed()
+                    services.append((DetectionService(feed, ListSink(), models, kinds=roles), feed))
 
                 def score(samples: Sequence[Sample]) -> list[list[Anomaly]]:
                     out = []

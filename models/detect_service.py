@@ -67,6 +67,8 @@ __all__ = [
     "DetectStats",
     "DetectionService",
     "FeedEntry",
+    "ListSink",
+    "MemoryFeed",
     "SampleFeed",
     "anomaly_from_json",
     "anomaly_to_json",
@@ -215,6 +217,39 @@ class AnomalySink(Protocol):
     """Where anomalies go (the ``autonoc:anomalies`` stream)."""
 
     def publish(self, anomalies: Sequence[Anomaly]) -> None: ...
+
+
+class MemoryFeed:
+    """A :class:`SampleFeed` in process: entries handed over in order (replays, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.entries: list[FeedEntry] = []
+        self._n = 0
+
+    def push(self, samples: Sequence[Sample]) -> None:
+        """Queue one entry (a poll's samples)."""
+        self._n += 1
+        self.entries.append(FeedEntry(str(self._n), list(samples)))
+
+    def read(self, count: int, block_ms: int | None) -> list[FeedEntry]:
+        out, self.entries = self.entries[:count], self.entries[count:]
+        return out
+
+    def ack(self, ids: Sequence[str]) -> None:
+        """Nothing to acknowledge: an entry is gone once read."""
+
+    def retry_pending(self) -> None:
+        """Nothing is pending in process."""
+
+
+class ListSink:
+    """An :class:`AnomalySink` that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.published: list[Anomaly] = []
+
+    def publish(self, anomalies: Sequence[Anomaly]) -> None:
+        self.published.extend(anomalies)
 
 
 # -- the service -------------------------------------------------------------------

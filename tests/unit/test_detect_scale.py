@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autonoc.core.types import Anomaly, Sample
+from autonoc.core.types import Sample
 from models.base import Detector
 from models.baselines import PCADetector
-from models.detect_service import DetectionService, FeedEntry
+from models.detect_service import DetectionService, FeedEntry, ListSink, MemoryFeed
 from models.features import FrameBuilder, align, infer_kind, spec_for, split_key
 from models.registry import DeviceModel, LoadedModels
 from models.zscore import RobustZScore
@@ -167,29 +167,6 @@ def test_rows_of_a_device_never_seen_raise() -> None:
 # -- the service's batched scoring ---------------------------------------------------
 
 
-class _Feed:
-    def __init__(self) -> None:
-        self.entries: list[FeedEntry] = []
-
-    def read(self, count: int, block_ms: int | None) -> list[FeedEntry]:
-        out, self.entries = self.entries[:count], self.entries[count:]
-        return out
-
-    def ack(self, ids: Sequence[str]) -> None:
-        pass
-
-    def retry_pending(self) -> None:
-        pass
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.published: list[Anomaly] = []
-
-    def publish(self, anomalies: Sequence[Anomaly]) -> None:
-        self.published.extend(anomalies)
-
-
 COLUMNS = ("cpu_util_pct", "if_in_bps@eth1", "if_in_errors_ps@eth1", "if_out_bps@eth1")
 # Columns taken as they are (no log transform), so a history in their units is
 # what the detector sees.
@@ -217,7 +194,7 @@ def test_batched_robust_z_scores_equal_each_devices_own_detector() -> None:
     models = LoadedModels(
         "v1", {}, {d: DeviceModel(d, "router", COLUMNS, det, {}) for d, det in detectors.items()}
     )
-    feed, sink = _Feed(), _Sink()
+    feed, sink = MemoryFeed(), ListSink()
     service = DetectionService(feed, sink, models, repeat_s=0.0)
     builder = FrameBuilder()
     for t in range(6):
@@ -278,7 +255,7 @@ def test_forecast_devices_sharing_a_network_are_one_pass_and_score_as_their_hist
             raise AssertionError("forecast devices must be scored in a batch")
 
         detector.score = detector.contributions = one_by_one
-    feed, sink = _Feed(), _Sink()
+    feed, sink = MemoryFeed(), ListSink()
     service = DetectionService(feed, sink, models, repeat_s=0.0)
     history: dict[str, list[list[float]]] = {d: [] for d in devices}
     for t in range(10):
