@@ -69,10 +69,13 @@ def test_embedded_server_serves_then_leaves_nothing_behind(tmp_path: Path) -> No
 
 
 _CHILD = """
-import json, sys, time
+import json, signal, sys, time
 from autonoc.core.redis import redis_endpoint
 from autonoc.core.settings import Settings
 
+# Ctrl-C as in a terminal, even when the test runs as a background job (whose
+# children inherit SIGINT ignored, and Python then never raises KeyboardInterrupt).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 mode, home = sys.argv[1], sys.argv[2]
 with redis_endpoint(Settings.load(home=home, redis_url=None)) as ep:
     print(json.dumps({"pid": ep.pid, "socket": str(ep.socket_path)}), flush=True)
