@@ -217,13 +217,13 @@ def test_stop_closes_the_port_and_is_idempotent() -> None:
 
 def test_ipv6_loopback() -> None:
     if not socket.has_ipv6:
-        pytest.skip("no IPv6 in this Python")
+        pytest.skip("this Python was built without IPv6 (rebuild it with IPv6 to run this test)")
     try:
         probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         probe.bind(("::1", 0))
         probe.close()
     except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
+        pytest.skip("no IPv6 loopback here (enable it: sysctl -w net.ipv6.conf.lo.disable_ipv6=0)")
     with MetricsServer(LatestMetrics(), host="::1", port=0) as server:
         assert server.url == f"http://[::1]:{server.port}/metrics"
         status, _, body = _get(server.url)
