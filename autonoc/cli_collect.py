@@ -56,10 +56,6 @@ def _inventory(settings: Settings, path: Path | None) -> tuple[Inventory, Path]:
     return load_inventory(path), path
 
 
-def _reason(exc: BaseException | None) -> str:
-    return str(exc) if exc is not None else ""
-
-
 @collect_app.command("once")
 def collect_once_cmd(
     inventory: InventoryOpt = None,
@@ -142,7 +138,7 @@ def collect_once_cmd(
             "protocol": o.protocol,
             "groups": list(o.groups),
             "ok": not o.result.failed,
-            "error": _reason(o.result.exception) or None,
+            "error": str(o.result.exception) if o.result.exception is not None else None,
             "varbinds": o.result.varbinds,
             "samples": len(o.result.samples),
             "ms": round(o.result.elapsed_ms, 1),

@@ -335,10 +335,6 @@ class Poller:
         lag, self._max_lag = self._max_lag, 0.0
         return lag
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
     # Internals ------------------------------------------------------------
 
     def _interval(self, group: str) -> float:
