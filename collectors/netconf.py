@@ -69,10 +69,15 @@ __all__ = [
     "MappedReply",
     "NetconfCollector",
     "NetconfSessionPool",
+    "RpcErrorReply",
     "UnsafeReply",
     "advertised_modules",
+    "close_manager",
+    "connect_args",
     "filters_for",
+    "map_netconf_errors",
     "parse_reply",
+    "reply_data",
     "samples_from_data",
 ]
 
@@ -1118,26 +1123,12 @@ class NetconfSessionPool:
         return mgr
 
     def _connect_args(self, device: Device) -> dict[str, Any]:
-        creds = device.netconf
-        assert creds is not None
-        args: dict[str, Any] = {
-            "host": device.mgmt.host,
-            "port": device.mgmt.netconf_port,
-            "username": creds.username,
-            "hostkey_verify": creds.hostkey_verify,
-            "allow_agent": False,
-            "look_for_keys": False,
-            "timeout": self.connect_timeout,
-            "device_params": {"name": "default"},
-            "manager_params": {"timeout": self.timeout},
-        }
-        if self.keepalive > 0:
-            args["keepalive"] = self.keepalive
-        if creds.password is not None:
-            args["password"] = creds.password.get_secret_value()
-        if creds.key_file is not None:
-            args["key_filename"] = str(Path(creds.key_file).expanduser())
-        return args
+        return connect_args(
+            device,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+            keepalive=self.keepalive,
+        )
 
     def _make_room(self, keep: _Slot) -> None:
         """Close least recently used idle sessions until one more fits."""
@@ -1186,6 +1177,36 @@ class NetconfSessionPool:
             _close_manager(mgr, polite=polite)
 
 
+def connect_args(
+    device: Device, *, connect_timeout: float, timeout: float, keepalive: float = 0.0
+) -> dict[str, Any]:
+    """``ncclient.manager.connect`` arguments for ``device`` (its secrets included: never log)."""
+    creds = device.netconf
+    if creds is None:
+        raise ConfigError(
+            f"{device.name}: no netconf section in the inventory "
+            "(add netconf: {username: ..., password: ...})"
+        )
+    args: dict[str, Any] = {
+        "host": device.mgmt.host,
+        "port": device.mgmt.netconf_port,
+        "username": creds.username,
+        "hostkey_verify": creds.hostkey_verify,
+        "allow_agent": False,
+        "look_for_keys": False,
+        "timeout": connect_timeout,
+        "device_params": {"name": "default"},
+        "manager_params": {"timeout": timeout},
+    }
+    if keepalive > 0:
+        args["keepalive"] = keepalive
+    if creds.password is not None:
+        args["password"] = creds.password.get_secret_value()
+    if creds.key_file is not None:
+        args["key_filename"] = str(Path(creds.key_file).expanduser())
+    return args
+
+
 def _alive(mgr: Any) -> bool:
     if not mgr.connected:
         return False
@@ -1215,6 +1236,12 @@ def _close_manager(mgr: Any, *, polite: bool) -> None:
 
 
 _CLOSE_WAIT = 1.0
+
+#: For other NETCONF clients in autonoc (the playbook engine): one error mapping, one parser.
+map_netconf_errors = _map_netconf_errors
+reply_data = _reply_data
+close_manager = _close_manager
+RpcErrorReply = _RpcErrorReply
 
 
 # ---------------------------------------------------------------------------

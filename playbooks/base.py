@@ -1,18 +1,40 @@
 """Playbooks: the catalog format, its validation, and the Playbook protocol.
 
 A playbook is data (``playbooks/catalog/*.yaml``), validated here by
-pydantic; its actions are typed operations that code renders, never string
-templates filled with device or ticket text. Parameters are checked against
-the playbook's schema before any plan exists.
+pydantic. Its actions are typed operations (:data:`Action`) that code renders
+per platform (:mod:`playbooks.platforms`), never string templates filled with
+device or ticket text. Parameters are checked against the playbook's schema,
+bounds included, before any plan exists.
+
+The shape of one file::
+
+    name: drain-link                   # [a-z][a-z0-9-]*
+    description: ...
+    fault_kinds: [congestion, ...]     # what it treats
+    roles: [router]                    # device roles it applies to
+    target: interface                  # the parameter the plan's target names (omit: the device)
+    risk: low | medium | high
+    autonomy: suggest | approve | auto # the default; policy may override it
+    params: {NAME: {type, description, default, minimum, maximum, choices}}
+    prechecks: [Condition, ...]        # on fresh telemetry, before any change
+    actions: [Action, ...]             # typed operations, in order
+    verify: {within_s, interval_s, conditions: [Condition, ...]}
+    rollback: [Action, ...]            # usually [{op: restore}]
+
+A condition reads one metric of fresh telemetry: by default on the plan's
+device and target component; ``device`` and ``instance`` may name another
+(``param:NAME`` or a literal), for fixes whose effect shows downstream.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,7 +45,8 @@ from autonoc.core.types import ActionPlan, ActionResult, StepResult, Verdict
 
 __all__ = [
     "CATALOG_DIR",
-    "ActionStep",
+    "CONFIG_OPS",
+    "Action",
     "Catalog",
     "Condition",
     "ParamSpec",
@@ -34,6 +57,9 @@ __all__ = [
 ]
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
+
+#: Margin (s) on top of a playbook's own worst case: connect, lock, commit, audit.
+RUN_OVERHEAD_S = 60.0
 
 
 class Risk(StrEnum):
@@ -46,24 +72,42 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ParamType = Literal[
+    "interface", "neighbor", "port", "process", "device", "float", "int", "bool", "choice"
+]
+_NAME_TYPES = {"interface", "port", "process", "device"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,63}$")
+
+
 class ParamSpec(_Strict):
-    type: Literal["interface", "float", "int", "bool"]
+    type: ParamType
     description: str = ""
-    default: float | int | bool | None = None
+    default: float | int | bool | str | None = None
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _choices_for_choice(self) -> ParamSpec:
+        if (self.type == "choice") != bool(self.choices):
+            raise ValueError("a 'choice' parameter needs choices; other types take none")
+        return self
 
 
 ParamRef = float | str  # a number, or "param:NAME"
 
 
 class Condition(_Strict):
-    """A check on the target component's fresh telemetry."""
+    """A check on one metric of fresh telemetry."""
 
-    metric: str
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     equals: ParamRef | None = None
     at_least: ParamRef | None = None
     at_most: ParamRef | None = None
+    device: str | None = None
+    """``param:NAME`` or a device name; default: the plan's device."""
+    instance: str | None = None
+    """``param:NAME``, a literal, or ``""`` (device level); default: the plan's target."""
     description: str = ""
 
     @model_validator(mode="after")
@@ -74,17 +118,123 @@ class Condition(_Strict):
         return self
 
 
-class ActionStep(_Strict):
-    """One typed operation. The engine owns how each is rendered per protocol."""
+# ---- actions: typed operations -------------------------------------------------
 
-    op: Literal["snmp_set"]
-    object: Literal["ifAdminStatus"]
-    value: Literal["up", "down"]
+
+class SetInterfaceEnabled(_Strict):
+    """Admin state of the target interface (NETCONF ``config/enabled`` or SNMP ifAdminStatus)."""
+
+    op: Literal["set_interface_enabled"]
+    enabled: bool
+
+
+class BounceInterface(_Strict):
+    """Shut the target interface, wait ``down_s``, bring it up: two commits, one rollback."""
+
+    op: Literal["bounce_interface"]
+    down_s: ParamRef = 2.0
+
+
+class SetIgpMetric(_Strict):
+    """The IGP metric out of the target interface; a high one drains it."""
+
+    op: Literal["set_igp_metric"]
+    metric: ParamRef
+
+
+class SetBgpNeighborEnabled(_Strict):
+    """Enable or shut the target BGP neighbour (by address)."""
+
+    op: Literal["set_bgp_neighbor_enabled"]
+    enabled: bool
+
+
+class AdjustAmplifierGain(_Strict):
+    """Change the target EDFA's target gain by ``delta_db`` from what it was before the run."""
+
+    op: Literal["adjust_amplifier_gain"]
+    delta_db: ParamRef
+
+
+class AdjustTxPower(_Strict):
+    """Change the target line port's launch power by ``delta_db`` from what it was."""
+
+    op: Literal["adjust_tx_power"]
+    delta_db: ParamRef
+
+
+class SetProtection(_Strict):
+    """Force the target line port's wavelength onto its working or protection path."""
+
+    op: Literal["set_protection"]
+    path: Literal["working", "protection"]
+
+
+class RestartProcess(_Strict):
+    """Restart the target process (an RPC: nothing in the configuration changes)."""
+
+    op: Literal["restart_process"]
+
+
+class RestoreConfig(_Strict):
+    """Replace the device's whole configuration with its last known good one."""
+
+    op: Literal["restore_config"]
+    source: Literal["last_known_good"] = "last_known_good"
+
+
+class OpenTicket(_Strict):
+    """Open a ticket for people (a field visit, a vendor case); the device is not touched."""
+
+    op: Literal["open_ticket"]
+    queue: Literal["field", "noc", "vendor"]
+    reason: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+
+
+class Wait(_Strict):
+    op: Literal["wait"]
+    seconds: ParamRef
+
+
+class Restore(_Strict):
+    """Put back every configuration leaf this run changed, as read before the change."""
+
+    op: Literal["restore"]
+
+
+Action = Annotated[
+    SetInterfaceEnabled
+    | BounceInterface
+    | SetIgpMetric
+    | SetBgpNeighborEnabled
+    | AdjustAmplifierGain
+    | AdjustTxPower
+    | SetProtection
+    | RestartProcess
+    | RestoreConfig
+    | OpenTicket
+    | Wait
+    | Restore,
+    Field(discriminator="op"),
+]
+
+#: Operations that change a device's configuration (and so go through a commit).
+CONFIG_OPS = frozenset(
+    {
+        "set_interface_enabled",
+        "set_igp_metric",
+        "set_bgp_neighbor_enabled",
+        "adjust_amplifier_gain",
+        "adjust_tx_power",
+        "set_protection",
+        "restore_config",
+    }
+)
 
 
 class VerifySpec(_Strict):
     within_s: ParamRef = 30.0
-    interval_s: float = Field(1.0, gt=0)
+    interval_s: float = Field(2.0, gt=0)
     conditions: tuple[Condition, ...] = Field(min_length=1)
 
 
@@ -93,25 +243,55 @@ class PlaybookSpec(_Strict):
     description: str
     fault_kinds: tuple[str, ...] = Field(min_length=1)
     roles: tuple[str, ...] = Field(min_length=1)
+    target: str | None = None
+    """The parameter the plan's target names; None: the device itself."""
     risk: Risk
     autonomy: Autonomy = Autonomy.APPROVE
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     prechecks: tuple[Condition, ...] = ()
-    actions: tuple[ActionStep, ...] = Field(min_length=1)
+    actions: tuple[Action, ...] = Field(min_length=1)
     verify: VerifySpec
-    rollback: tuple[ActionStep, ...] = Field(min_length=1)
+    rollback: tuple[Action, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _refs_exist(self) -> PlaybookSpec:
-        refs: list[ParamRef | None] = [self.verify.within_s]
+    def _consistent(self) -> PlaybookSpec:
+        if self.target is not None:
+            spec = self.params.get(self.target)
+            if spec is None or spec.type not in _NAME_TYPES | {"neighbor"}:
+                raise ValueError(
+                    f"target {self.target!r} must name an interface, neighbor, port, process "
+                    "or device parameter"
+                )
+        for ref in self._refs():
+            if isinstance(ref, str) and ref.startswith("param:"):
+                if ref.removeprefix("param:") not in self.params:
+                    raise ValueError(f"{ref!r}: no parameter of that name in params")
+            elif isinstance(ref, str):
+                raise ValueError(f"{ref!r} must be a number or 'param:NAME'")
         for cond in (*self.prechecks, *self.verify.conditions):
-            refs += [cond.equals, cond.at_least, cond.at_most]
-        for ref in refs:
-            if isinstance(ref, str):
-                name = ref.removeprefix("param:")
-                if not ref.startswith("param:") or name not in self.params:
-                    raise ValueError(f"{ref!r} must be 'param:NAME' with NAME in params")
+            for where in (cond.device, cond.instance):
+                if (
+                    where
+                    and where.startswith("param:")
+                    and where.removeprefix("param:") not in self.params
+                ):
+                    raise ValueError(f"{where!r}: no parameter of that name in params")
+        for action in self.rollback:
+            if action.op in ("adjust_amplifier_gain", "adjust_tx_power"):
+                raise ValueError("rollback cannot adjust by a delta; use {op: restore}")
         return self
+
+    def _refs(self) -> Iterator[ParamRef | None]:
+        yield self.verify.within_s
+        for cond in (*self.prechecks, *self.verify.conditions):
+            yield from (cond.equals, cond.at_least, cond.at_most)
+        for action in (*self.actions, *self.rollback):
+            for field in ("metric", "delta_db", "seconds", "down_s"):
+                yield getattr(action, field, None)
+
+    @property
+    def changes_config(self) -> bool:
+        return any(a.op in CONFIG_OPS for a in self.actions)
 
     def validate_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Typed, bounded parameters with defaults filled; raises PlaybookValidationError."""
@@ -136,12 +316,58 @@ class PlaybookSpec(_Strict):
             return float(params[ref.removeprefix("param:")])
         return float(ref)
 
+    def place(self, where: str | None, params: dict[str, Any], default: str) -> str:
+        """A condition's device or instance: a parameter's value, a literal, or ``default``."""
+        if where is None:
+            return default
+        if where.startswith("param:"):
+            return str(params[where.removeprefix("param:")])
+        return where
+
+    def worst_case_s(self, params: dict[str, Any] | None = None) -> float:
+        """The longest this playbook can run: waits, verification, overhead.
+
+        With no parameters, each parameter's maximum (else its default) is assumed.
+        """
+        values = params if params is not None else self._worst_params()
+        total = RUN_OVERHEAD_S + (self.resolve(self.verify.within_s, values) or 0.0)
+        for action in (*self.actions, *self.rollback):
+            if isinstance(action, Wait):
+                total += self.resolve(action.seconds, values) or 0.0
+            elif isinstance(action, BounceInterface):
+                total += self.resolve(action.down_s, values) or 0.0
+        return total
+
+    def _worst_params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, spec in self.params.items():
+            if spec.maximum is not None:
+                out[name] = spec.maximum
+            elif isinstance(spec.default, int | float) and not isinstance(spec.default, bool):
+                out[name] = spec.default
+            else:
+                out[name] = 0.0
+        return out
+
 
 def _coerce(playbook: str, name: str, spec: ParamSpec, value: Any) -> Any:
     where = f"{playbook}: parameter {name!r}"
-    if spec.type == "interface":
-        if not isinstance(value, str) or not value or len(value) > 64:
-            raise PlaybookValidationError(f"{where} must be an interface name")
+    if spec.type in _NAME_TYPES:
+        if not isinstance(value, str) or not _NAME_RE.match(value):
+            raise PlaybookValidationError(
+                f"{where} must be a {spec.type} name (letters, digits, '_./:-', at most 64)"
+            )
+        return value
+    if spec.type == "neighbor":
+        try:
+            return str(ipaddress.ip_address(str(value)))
+        except ValueError:
+            raise PlaybookValidationError(
+                f"{where} must be a neighbour IP address, got {value!r}"
+            ) from None
+    if spec.type == "choice":
+        if value not in spec.choices:
+            raise PlaybookValidationError(f"{where} must be one of {list(spec.choices)}")
         return value
     if spec.type == "bool":
         if not isinstance(value, bool):
@@ -172,19 +398,11 @@ class Catalog:
         """Load and validate every ``*.yaml`` in ``directory``.
 
         Raises:
-            PlaybookValidationError: naming the file and the field at fault.
+            PlaybookValidationError: naming the file, the line where it can, and the field.
         """
         specs: dict[str, PlaybookSpec] = {}
         for path in sorted(directory.glob("*.yaml")):
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-                spec = PlaybookSpec.model_validate(data)
-            except yaml.YAMLError as exc:
-                raise PlaybookValidationError(f"{path}: not valid YAML: {exc}") from exc
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-                raise PlaybookValidationError(f"{path}: {field}: {first['msg']}") from exc
+            spec = load_spec(path)
             if spec.name in specs:
                 raise PlaybookValidationError(f"{path}: playbook {spec.name!r} is defined twice")
             specs[spec.name] = spec
@@ -204,8 +422,59 @@ class Catalog:
         found = [s for s in self._specs.values() if fault_kind in s.fault_kinds and role in s.roles]
         return sorted(found, key=lambda s: (order[s.risk], s.name))
 
+    def longest_run_s(self) -> float:
+        """The worst-case run time of the slowest playbook (time limits, visibility timeout)."""
+        return max((s.worst_case_s() for s in self._specs.values()), default=RUN_OVERHEAD_S)
+
     def __iter__(self) -> Iterator[PlaybookSpec]:
         return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+def load_spec(path: Path) -> PlaybookSpec:
+    """One playbook file, validated; errors name the file, line and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookValidationError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlaybookValidationError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return PlaybookSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(text, loc)
+        where = f"{path}" + (f" line {line}" if line else "")
+        raise PlaybookValidationError(f"{where}: {field}: {first['msg']}") from exc
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (pydantic's error location), if found."""
+    try:
+        node: Any = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line: int | None = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == part), None)
+            if nxt is None:
+                return line if line else node.start_mark.line + 1
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+        else:
+            continue  # a discriminator tag in the location: stay on this node
+        line = node.start_mark.line + 1
+    return line
 
 
 class Playbook(Protocol):

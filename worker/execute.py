@@ -16,10 +16,13 @@ from autonoc.core.inventory import Inventory
 from autonoc.core.settings import Settings
 from autonoc.core.types import ActionPlan, ActionResult
 from collectors.inventory import load_inventory
+from collectors.netconf import NetconfCollector, NetconfSessionPool
 from collectors.snmp import SnmpClient
 from collectors.snmp_groups import SnmpCollector
 from playbooks.base import Catalog
-from playbooks.engine import PlaybookEngine
+from playbooks.engine import CollectorTelemetry, PlaybookEngine
+from playbooks.journal import ConfigArchive, RunJournal, TicketBook
+from playbooks.platforms import Platforms
 from worker.locks import RedisDeviceLock
 
 __all__ = ["PlaybookRunner"]
@@ -41,8 +44,18 @@ class PlaybookRunner:
         self._db: sa.Engine | None = None
         self._redis: redis.Redis | None = None
 
-    def execute(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Validate a plan that crossed the broker, run it, return its ActionResult as JSON."""
+    def execute(
+        self, payload: dict[str, Any], *, run_id: str, approval: str | None = None
+    ) -> dict[str, Any]:
+        """Validate a plan that crossed the broker, run it, return its ActionResult as JSON.
+
+        Args:
+            run_id: the idempotency key: the task id, kept by a redelivered task.
+            approval: the approval reference the plan runs under (audited).
+
+        Raises:
+            TransientError: nothing was changed and the task should retry (device locked).
+        """
         plan = ActionPlan.model_validate(payload)
         if self.settings.inventory is None:
             raise ConfigError(
@@ -55,7 +68,9 @@ class PlaybookRunner:
         structlog.contextvars.bind_contextvars(plan_hash=plan.hash, device=plan.device)
         try:
             inventory = load_inventory(self.settings.inventory)
-            result = asyncio.run(self._run(inventory, self._db, self._redis, plan))
+            result = asyncio.run(
+                self._run(inventory, self._db, self._redis, plan, run_id, approval)
+            )
             log.info(
                 "playbook_done",
                 playbook=plan.playbook,
@@ -75,18 +90,33 @@ class PlaybookRunner:
         self._db = self._redis = None
 
     async def _run(
-        self, inventory: Inventory, db: sa.Engine, client: redis.Redis, plan: ActionPlan
+        self,
+        inventory: Inventory,
+        db: sa.Engine,
+        client: redis.Redis,
+        plan: ActionPlan,
+        run_id: str,
+        approval: str | None,
     ) -> ActionResult:
         snmp = SnmpClient(self.settings.snmp)
+        pool = NetconfSessionPool(workers=2)
+        catalog = Catalog.load()
         try:
             engine = PlaybookEngine(
-                catalog=Catalog.load(),
+                catalog=catalog,
+                platforms=Platforms.load(),
                 inventory=inventory,
                 snmp=snmp,
-                collector_factory=lambda: SnmpCollector(snmp),
-                lock=RedisDeviceLock(client),
+                telemetry=lambda: CollectorTelemetry(
+                    {"snmp": SnmpCollector(snmp), "netconf": NetconfCollector(pool)}
+                ),
+                lock=RedisDeviceLock(client, ttl=catalog.longest_run_s()),
                 audit=AuditLog(db),
+                journal=RunJournal(db),
+                archive=ConfigArchive(db),
+                tickets=TicketBook(db),
             )
-            return await engine.apply(plan)
+            return await engine.apply(plan, run_id=run_id, approval=approval)
         finally:
+            await pool.aclose()
             snmp.close()

@@ -209,6 +209,58 @@ audit_log = sa.Table(
 )
 
 
+playbook_runs = sa.Table(
+    "playbook_runs",
+    metadata,
+    sa.Column("run_id", sa.String(), primary_key=True),
+    sa.Column("plan_hash", sa.String(), nullable=False),
+    sa.Column("playbook", sa.String(), nullable=False),
+    sa.Column("device", sa.String(), nullable=False),
+    sa.Column("target", sa.String(), nullable=False),
+    sa.Column("state", sa.String(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("before", sa.JSON(), nullable=False),
+    sa.Column("result", sa.JSON(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_playbook_runs_plan_hash", "plan_hash"),
+)
+"""One row per playbook run (the Celery task id): the journal that makes runs idempotent."""
+
+config_snapshots = sa.Table(
+    "config_snapshots",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("device", sa.String(), nullable=False),
+    sa.Column("taken_at", UTCDateTime(), nullable=False),
+    sa.Column("digest", sa.String(), nullable=False),
+    sa.Column("config", sa.Text(), nullable=False),
+    sa.Column("good", sa.Boolean(), nullable=False),
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Index("ix_config_snapshots_device_taken_at", "device", "taken_at"),
+)
+"""Running configurations as read over NETCONF; ``good`` ones are restore points."""
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("queue", sa.String(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("device", sa.String(), nullable=False),
+    sa.Column("component", sa.String(), nullable=False),
+    sa.Column("reason", sa.String(), nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("plan_hash", sa.String(), nullable=True),
+    sa.Column("incident_id", sa.Integer(), nullable=True),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_tickets_status_opened_at", "status", "opened_at"),
+    sa.UniqueConstraint("plan_hash", "queue", "reason", name="uq_tickets_plan_hash_queue_reason"),
+)
+"""Work for people: a field visit, a vendor case. One per plan and reason."""
+
+
 def _normalise_url(raw: str) -> URL:
     display = _masked(raw)
     if raw.startswith("postgres://"):
