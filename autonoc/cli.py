@@ -15,11 +15,13 @@ import typer
 from rich.table import Table
 
 from autonoc import __version__
+from autonoc.cli_audit import audit_app
 from autonoc.cli_collect import collect_app
 from autonoc.cli_common import JsonOpt, console, emit, err, fail, load_settings
 from autonoc.cli_detect import detect_app, register_model_commands
 from autonoc.cli_lab import lab_app
 from autonoc.cli_models import models_app
+from autonoc.cli_playbooks import config_app, playbooks_app, tickets_app
 from autonoc.core.errors import AutonocError, ConfigError
 
 app = typer.Typer(
@@ -40,6 +42,10 @@ app.add_typer(collect_app, name="collect")
 app.add_typer(detect_app, name="detect")
 register_model_commands(models_app)
 app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
+app.add_typer(playbooks_app, name="playbooks")
+app.add_typer(config_app, name="config")
+app.add_typer(tickets_app, name="tickets")
 
 
 @app.callback(invoke_without_command=True)
@@ -113,70 +119,156 @@ def demo(as_json: JsonOpt = False) -> None:
     raise typer.Exit(0 if outcome.resolved else 1)
 
 
-# ---- worker -------------------------------------------------------------------
+# ---- worker and beat -----------------------------------------------------------
+
+_FLEET_HELP = """
+A fleet shares one Redis, database and inventory (AUTONOC_REDIS_URL,
+AUTONOC_DATABASE_URL, AUTONOC_INVENTORY). On its machines run:
+
+  autonoc beat                       exactly one: schedules polls, detection
+  autonoc worker --queues poll -c 4  on each machine that shares the polling
+  autonoc worker --queues detect     exactly one: detection state is in memory
+  autonoc worker                     remediate,default: playbooks (1 or more)
+
+On one machine: autonoc worker --queues poll,detect,remediate,default --beat
+"""
 
 
-@app.command()
+def _queues(spec: str, collect: bool, detect: bool) -> list[str]:
+    from worker.app import DETECT_QUEUE, POLL_QUEUE, QUEUES
+
+    names = [q.strip() for q in spec.split(",") if q.strip()]
+    for used, flag, queue in (
+        (collect, "--collect", POLL_QUEUE),
+        (detect, "--detect", DETECT_QUEUE),
+    ):
+        if used:
+            names.append(queue)
+            err.print(f"note: {flag} is deprecated; use --queues {','.join(names)}")
+    unknown = [q for q in names if q not in QUEUES]
+    if unknown or not names:
+        raise ConfigError(
+            f"--queues {spec!r}: unknown queue {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(QUEUES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+@app.command(epilog=_FLEET_HELP)
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="tasks run at once")] = 1,
-    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
-    collect: Annotated[
-        bool, typer.Option("--collect", help="also run polling tasks (the autonoc.collect queue)")
-    ] = False,
-    detect: Annotated[
-        bool,
+    queues: Annotated[
+        str,
         typer.Option(
-            "--detect",
-            help="also run the detection cycle tasks (autonoc.detect queue; one such worker)",
+            "--queues",
+            "-Q",
+            help="comma-separated queues to serve: poll, detect, remediate, default",
         ),
-    ] = False,
+    ] = "remediate,default",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="pool processes (tasks at once)")
+    ] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+    hostname: Annotated[
+        str | None,
+        typer.Option(help="node name (default autonoc-<queues>@<host>); unique per worker"),
+    ] = None,
     beat: Annotated[
         bool,
         typer.Option(
             "--beat",
-            help="also schedule polling (Celery beat): one worker in the fleet, with --collect "
-            "on as many as share the polling",
+            help="also schedule polling and detection in this process (like `autonoc beat`; "
+            "one per fleet)",
         ),
     ] = False,
+    collect: Annotated[
+        bool, typer.Option("--collect", help="deprecated: add poll to --queues")
+    ] = False,
+    detect: Annotated[
+        bool, typer.Option("--detect", help="deprecated: add detect to --queues")
+    ] = False,
 ) -> None:
-    """Run a Celery worker that executes remediation playbooks (and polls, with --collect).
+    """Run a Celery worker on the given queues (default: remediate,default).
 
-    Needs AUTONOC_REDIS_URL (the broker the platform uses) and
-    AUTONOC_INVENTORY. Polling splits the fleet into AUTONOC_COLLECT__SHARDS tasks
-    per interval, so several workers with --collect share it.
+    poll: sharded polling; detect: the detection cycle (one process in the
+    fleet); remediate: playbooks that change devices; default: the rest.
+    Pool processes get hard time limits; a playbook is acknowledged only
+    once it finished, so a worker that dies mid-change hands it on.
     """
-    from worker.app import COLLECT_QUEUE, DETECT_QUEUE, PLAYBOOK_QUEUE, make_celery
+    from worker.app import DETECT_QUEUE, make_celery
 
     try:
+        names = _queues(queues, collect, detect)
+        if DETECT_QUEUE in names and concurrency > 1:
+            raise ConfigError(
+                f"--queues {','.join(names)} with --concurrency {concurrency}: detection keeps "
+                "device state in one process; serve detect from its own "
+                "`autonoc worker --queues detect` (concurrency 1)"
+            )
         settings = load_settings()
         if not settings.redis_url:
             raise ConfigError("AUTONOC_REDIS_URL: the worker needs the platform's Redis URL")
         celery = make_celery(settings, settings.redis_url)
     except AutonocError as exc:
         raise fail(exc) from exc
-    pool = "solo" if concurrency == 1 else "threads"
-    queues = [
-        PLAYBOOK_QUEUE,
-        *([COLLECT_QUEUE] if collect else []),
-        *([DETECT_QUEUE] if detect else []),
-    ]
     argv = [
         "worker",
         f"--loglevel={loglevel}",
-        f"--pool={pool}",
+        # prefork: the only pool in which Celery enforces time limits and
+        # notices a pool process that died (task_reject_on_worker_lost).
+        "--pool=prefork",
         f"--concurrency={concurrency}",
         "-Q",
-        ",".join(queues),
+        ",".join(names),
         "--without-gossip",
         "--without-mingle",
-        "--without-heartbeat",
         "--hostname",
-        "autonoc-worker@%h",
+        hostname or f"autonoc-{'-'.join(names)}@%h",
     ]
     if beat:
         settings.home.mkdir(parents=True, exist_ok=True)
         argv += ["--beat", "--schedule", str(settings.home / "celerybeat-schedule")]
     celery.worker_main(argv)
+
+
+@app.command(epilog=_FLEET_HELP)
+def beat(
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+) -> None:
+    """Schedule polling and detection (Celery beat); run exactly one in the fleet.
+
+    Sends autonoc.collect to the poll queue per poll interval and shard
+    (AUTONOC_COLLECT__INTERVALS, AUTONOC_COLLECT__SHARDS) and autonoc.detect to
+    the detect queue; a task no worker took within its interval expires. Answers
+    `celery inspect ping` as autonoc-beat@<host>, and refuses to start while
+    another autonoc beat answers. Keeps its state in AUTONOC_HOME/celerybeat-schedule.
+    """
+    from worker.app import BEAT_NODENAME, make_celery, running_beats
+
+    try:
+        settings = load_settings()
+        if not settings.redis_url:
+            raise ConfigError("AUTONOC_REDIS_URL: beat needs the platform's Redis URL")
+        celery = make_celery(settings, settings.redis_url)
+        others = running_beats(celery)
+        if others:
+            raise ConfigError(
+                f"another beat is running ({', '.join(others)}): run exactly one, or every "
+                "device is polled twice; stop it first"
+            )
+    except AutonocError as exc:
+        raise fail(exc) from exc
+    settings.home.mkdir(parents=True, exist_ok=True)
+    celery.start(
+        [
+            "beat",
+            f"--loglevel={loglevel}",
+            "--schedule",
+            str(settings.home / "celerybeat-schedule"),
+            "--enable-remote-control",
+            "--hostname",
+            BEAT_NODENAME,
+        ]
+    )
 
 
 # ---- doctor -------------------------------------------------------------------

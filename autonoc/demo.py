@@ -1,10 +1,11 @@
 """``autonoc demo``: the closed loop, once, on the embedded simulated network.
 
 Composition root for the demo: it starts (or connects to) Redis and the
-database, the lab simulator on loopback and a real Celery worker as a child
-process, then polls over SNMP, learns normal, injects a fault, and lets the
-loop detect, diagnose, decide, act and verify. Everything it starts, it
-stops, on success, failure or Ctrl-C.
+database, the lab simulator on loopback, and a real Celery worker (serving
+all four queues) and Celery beat as child processes, as a one-machine
+installation runs them; then polls over SNMP, learns normal, injects a
+fault, and lets the loop detect, diagnose, decide, act and verify.
+Everything it starts, it stops, on success, failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from celery import Celery
 from celery.result import AsyncResult
+from celery.utils.nodenames import host_format
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
@@ -54,7 +56,7 @@ from lab.network import LabNetwork
 from lab.runner import LabRunner
 from models.online import OnlineDetector
 from playbooks.base import Catalog
-from worker.app import PLAYBOOK_QUEUE, RUN_PLAYBOOK, make_celery
+from worker.app import BEAT_NODENAME, PING, QUEUES, dispatch_plan, make_celery
 
 __all__ = ["DemoOutcome", "run_demo"]
 
@@ -83,11 +85,8 @@ class _CeleryDispatcher:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def dispatch(self, plan: ActionPlan) -> str:
-        result = self.app.send_task(
-            RUN_PLAYBOOK, args=[plan.model_dump(mode="json")], queue=PLAYBOOK_QUEUE
-        )
-        return str(result.id)
+    def dispatch(self, plan: ActionPlan, approval: str | None = None) -> str:
+        return dispatch_plan(self.app, plan, approval)
 
 
 def run_demo(settings: Settings, narrate: Narrate) -> DemoOutcome:
@@ -133,16 +132,15 @@ def run_demo(settings: Settings, narrate: Narrate) -> DemoOutcome:
 
         worker_log = settings.home / "logs" / "worker.log"
         app = make_celery(settings, endpoint.url)
-        worker = stack.enter_context(
-            _worker(settings, endpoint, inventory_path, worker_log, app, narrate)
-        )
+        env = _child_env(settings, endpoint, inventory_path)
+        children = [
+            stack.enter_context(_worker(env, worker_log, app, narrate)),
+            stack.enter_context(_beat(env, settings.home / "logs" / "beat.log", app, narrate)),
+        ]
 
         def worker_check() -> None:
-            if worker.poll() is not None:
-                raise AutonocError(
-                    f"the Celery worker exited with code {worker.returncode} mid-run; "
-                    f"see {worker_log}"
-                )
+            for child in children:
+                child.check("mid-run")
 
         outcome = asyncio.run(
             _loop(settings, engine, inventory, lab, app, narrate, stack, worker_check)
@@ -153,16 +151,8 @@ def run_demo(settings: Settings, narrate: Narrate) -> DemoOutcome:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@contextlib.contextmanager
-def _worker(
-    settings: Settings,
-    endpoint: RedisEndpoint,
-    inventory_path: Path,
-    log_path: Path,
-    app: Celery,
-    narrate: Narrate,
-) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
+def _child_env(settings: Settings, endpoint: RedisEndpoint, inventory_path: Path) -> dict[str, str]:
+    return {
         "AUTONOC_HOME": str(settings.home),
         "AUTONOC_REDIS_URL": endpoint.url,
         "AUTONOC_DATABASE_URL": settings.effective_database_url,
@@ -170,31 +160,71 @@ def _worker(
         "AUTONOC_SNMP__TIMEOUT": str(settings.snmp.timeout),
         "AUTONOC_SNMP__RETRIES": str(settings.snmp.retries),
     }
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    proc = procs.spawn(
-        [sys.executable, "-m", "autonoc", "worker", "--concurrency", "1"],
-        env=env,
-        log_path=log_path,
-    )
-    try:
-        deadline = time.monotonic() + 60.0
-        while True:
-            if proc.poll() is not None:
-                raise AutonocError(
-                    f"the Celery worker exited with code {proc.returncode} before it was ready; "
-                    f"see {log_path}"
-                )
-            if app.control.ping(timeout=1.0):
-                break
+
+
+#: How long a child process may take to answer its first ping.
+_STARTUP_S = 60.0
+
+
+@dataclass
+class _Child:
+    """A process the demo started, and where its output goes."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def check(self, when: str) -> None:
+        if self.proc.poll() is not None:
+            raise AutonocError(
+                f"{self.name} exited with code {self.proc.returncode} {when}; see {self.log_path}"
+            )
+
+    def wait_ready(self, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + _STARTUP_S
+        while not ready():
+            self.check("before it was ready")
             if time.monotonic() > deadline:
-                raise AutonocError(f"the Celery worker did not answer within 60 s; see {log_path}")
+                raise AutonocError(
+                    f"{self.name} did not answer within {_STARTUP_S:.0f} s; see {self.log_path}"
+                )
+            time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _worker(env: dict[str, str], log_path: Path, app: Celery, narrate: Narrate) -> Iterator[_Child]:
+    """``autonoc worker`` on every queue; ready once it answered a ping sent to each."""
+    argv = [sys.executable, "-m", "autonoc", "worker", "--queues", ",".join(QUEUES)]
+    child = _Child("the Celery worker", procs.spawn(argv, env=env, log_path=log_path), log_path)
+    try:
+        # A ping left unanswered (the worker died) expires instead of lingering in Redis.
+        pings = [app.send_task(PING, queue=q, expires=_STARTUP_S) for q in QUEUES]
+        child.wait_ready(lambda: all(p.ready() for p in pings))
         narrate(
             "setup",
-            f"Celery worker pid {proc.pid} ready on queue {PLAYBOOK_QUEUE} (log {log_path})",
+            f"Celery worker pid {child.proc.pid} ready on queues {', '.join(QUEUES)} "
+            f"(log {log_path})",
         )
-        yield proc
+        yield child
     finally:
-        procs.stop(proc, timeout=10.0)
+        procs.stop(child.proc, timeout=10.0)
+
+
+@contextlib.contextmanager
+def _beat(env: dict[str, str], log_path: Path, app: Celery, narrate: Narrate) -> Iterator[_Child]:
+    """``autonoc beat``; ready once it answers a remote-control ping."""
+    argv = [sys.executable, "-m", "autonoc", "beat"]
+    child = _Child("Celery beat", procs.spawn(argv, env=env, log_path=log_path), log_path)
+    node = host_format(BEAT_NODENAME)
+    try:
+        child.wait_ready(lambda: bool(app.control.ping(destination=[node], timeout=1.0)))
+        narrate(
+            "setup",
+            f"Celery beat pid {child.proc.pid} schedules polls and detection (log {log_path})",
+        )
+        yield child
+    finally:
+        procs.stop(child.proc, timeout=10.0)
 
 
 @contextlib.contextmanager

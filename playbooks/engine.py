@@ -434,7 +434,10 @@ class PlaybookEngine:
                         if state is RunState.COMMITTED:
                             self.journal.set_state(run_id, state)
                     continue
-                await self._act(action, spec, plan, device, platform, session, result)
+                acted = await self._act(action, spec, plan, device, platform, session, result)
+                if acted is RunState.COMMITTED:
+                    state = acted
+                    self.journal.set_state(run_id, state)
             result.verdict = await self.verify(plan)
             if result.verdict.passed:
                 self.journal.set_state(run_id, RunState.VERIFIED)
@@ -696,9 +699,14 @@ class PlaybookEngine:
         return steps
 
     def _restore_leaves(
-        self, session: ConfigSession, change: _Change, platform: PlatformSpec
+        self,
+        session: ConfigSession,
+        change: _Change,
+        platform: PlatformSpec,
+        *,
+        to_after: bool = False,
     ) -> None:
-        """Edit the before-values back in and commit, confirming at once (a plain rollback)."""
+        """Edit the before-values (or the after-values) in and commit at once (a plain change)."""
         session.lock("candidate")
         session.discard_changes()
         if change.running_config is not None and change.restore_config is not None:
@@ -706,7 +714,8 @@ class PlaybookEngine:
         for leaf in change.netconf_leaves:
             assert isinstance(leaf.rendering, NetconfLeaf)
             path = platform.path(leaf.rendering.leaf)
-            value = None if leaf.before is None else str(leaf.before)
+            wanted = leaf.after if to_after else leaf.before
+            value = None if wanted is None else str(wanted)
             session.edit_candidate(
                 path.edit(leaf.where, value, operation="remove" if value is None else None)
             )
@@ -785,6 +794,29 @@ class PlaybookEngine:
                     detail=f"put back {len(applied)} value(s) the lost run had changed",
                 )
             )
+        elif not change.leaves and before.get("config") is None:
+            # Nothing in the configuration to check: a process restart or a ticket.
+            # Neither can be undone, and neither is repeated.
+            irreversible = [
+                a.op for a in spec.actions if a.op in ("restart_process", "open_ticket")
+            ]
+            result.changed = bool(irreversible)
+            result.ok = state is RunState.VERIFIED
+            result.steps.append(
+                StepResult(
+                    name="recovered",
+                    ok=result.ok,
+                    detail=f"{', '.join(irreversible) or 'nothing'} may have run before the worker "
+                    "was lost; it cannot be undone and is not repeated",
+                )
+            )
+            if not result.ok:
+                result.error = (
+                    f"the worker running this plan was lost while it was {state.value}; "
+                    "not repeated: check the device and run the plan anew if needed"
+                )
+            self._finish(run_id, plan, result, RunState.DONE if result.ok else RunState.FAILED)
+            return result
         else:
             result.steps.append(
                 StepResult(
@@ -824,34 +856,99 @@ class PlaybookEngine:
         return verdict
 
     async def rollback(self, plan: ActionPlan, run_id: str) -> list[StepResult]:
-        """Undo a finished run's change (an operator's decision), from its journal."""
+        """Run the playbook's rollback section for a finished run (an operator's decision).
+
+        ``restore`` puts back the values the run's journal says it changed; other
+        rollback actions (``set_interface_enabled: true`` after a bounce) are
+        applied as written, with a plain commit.
+        """
         spec = self._check(plan)
         record = self.journal.get(run_id)
         if record is None or record.plan_hash != plan.hash:
             raise PlaybookValidationError(f"no run {run_id!r} of plan {plan.hash} in the journal")
         device = self._device(plan.device)
         platform = self.platforms.for_device(device)
-        leaves = [_Leaf(**_leaf_args(x, platform, plan)) for x in record.before.get("leaves", [])]
-        change = _Change(leaves=leaves, running_config=record.before.get("config"))
-        if any(isinstance(a, RestoreConfig) for a in spec.actions):
-            change.restore_config = ""  # mark: the whole configuration was replaced
         steps: list[StepResult] = []
         with self.lock.hold(plan.device, f"rollback-{run_id}"):
-            if change.uses_netconf:
-                session = await self._open(device)
-                try:
-                    await asyncio.to_thread(self._restore_leaves, session, change, platform)
-                finally:
-                    await asyncio.to_thread(session.close)
-                steps.append(StepResult(name="rollback restore", ok=True, detail="committed"))
-            steps += await self._undo(
-                _Change(leaves=change.snmp_leaves), plan, device, None, cancel=False
-            )
+            for action in spec.rollback:
+                if isinstance(action, Restore):
+                    steps += await self._restore_journaled(
+                        spec, plan, device, platform, record.before
+                    )
+                elif action.op in CONFIG_OPS:
+                    steps += await self._set_plainly(spec, plan, device, platform, action)
+                else:
+                    scratch = ActionResult(
+                        plan_hash=plan.hash, playbook=plan.playbook, device=plan.device, ok=False
+                    )
+                    session = await self._open(device) if action.op == "restart_process" else None
+                    try:
+                        await self._act(action, spec, plan, device, platform, session, scratch)
+                    finally:
+                        if session is not None:
+                            await asyncio.to_thread(session.close)
+                    steps += scratch.steps
         self.journal.set_state(run_id, RunState.ROLLED_BACK)
         self._audit(
             "playbook_rolled_back", plan, {"run_id": run_id, "steps": [s.name for s in steps]}
         )
         return steps
+
+    async def _restore_journaled(
+        self,
+        spec: PlaybookSpec,
+        plan: ActionPlan,
+        device: Device,
+        platform: PlatformSpec,
+        before: dict[str, Any],
+    ) -> list[StepResult]:
+        leaves = [_Leaf(**_leaf_args(x, platform, plan)) for x in before.get("leaves", [])]
+        change = _Change(leaves=leaves, running_config=before.get("config"))
+        if any(isinstance(a, RestoreConfig) for a in spec.actions):
+            change.restore_config = ""  # mark: the whole configuration was replaced
+        steps: list[StepResult] = []
+        if change.uses_netconf:
+            session = await self._open(device)
+            try:
+                await asyncio.to_thread(self._restore_leaves, session, change, platform)
+            finally:
+                await asyncio.to_thread(session.close)
+            steps.append(StepResult(name="rollback restore", ok=True, detail="committed"))
+        steps += await self._undo(
+            _Change(leaves=change.snmp_leaves), plan, device, None, cancel=False
+        )
+        if not steps:
+            steps.append(
+                StepResult(name="rollback restore", ok=True, detail="the run changed no values")
+            )
+        return steps
+
+    async def _set_plainly(
+        self,
+        spec: PlaybookSpec,
+        plan: ActionPlan,
+        device: Device,
+        platform: PlatformSpec,
+        action: Action,
+    ) -> list[StepResult]:
+        change = await self._resolve(spec, plan, device, platform, before=None, actions=[action])
+        if not change.pending:
+            return [StepResult(name=f"rollback {action.op}", ok=True, detail="already so")]
+        netconf = [x for x in change.pending if isinstance(x.rendering, NetconfLeaf)]
+        if netconf:
+            session = await self._open(device)
+            try:
+                await asyncio.to_thread(
+                    self._restore_leaves, session, _Change(leaves=netconf), platform, to_after=True
+                )
+            finally:
+                await asyncio.to_thread(session.close)
+        for leaf in change.pending:
+            if isinstance(leaf.rendering, SnmpLeaf) and isinstance(leaf.after, int):
+                assert leaf.oid is not None
+                await self.snmp.set(device, leaf.oid, leaf.after)
+        detail = "; ".join(f"{x.path}: {x.before} → {x.after}" for x in change.pending)
+        return [StepResult(name=f"rollback {action.op}", ok=True, detail=detail)]
 
     # ---- resolution: what the actions mean on this device now -------------------
 
@@ -862,12 +959,13 @@ class PlaybookEngine:
         device: Device,
         platform: PlatformSpec,
         before: dict[str, Any] | None,
+        actions: Sequence[Action] | None = None,
     ) -> _Change:
         change = _Change()
         where = _where(plan)
         session: ConfigSession | None = None
         try:
-            for action in spec.actions:
+            for action in spec.actions if actions is None else actions:
                 if action.op not in (
                     "set_interface_enabled",
                     "set_igp_metric",

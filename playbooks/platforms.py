@@ -207,10 +207,11 @@ class LeafPath:
             if m is None:
                 raise ValueError(f"bad step {part!r} in {text!r} (want prefix:name[prefix:key=v])")
             ns, local = _resolve(m["name"], namespaces, text)
-            keys = tuple(
-                (*_resolve(p["key"], namespaces, text), p["value"])
-                for p in _PRED.finditer(m["preds"])
-            )
+            preds = list(_PRED.finditer(m["preds"]))
+            if "".join(p.group(0) for p in preds) != m["preds"]:
+                # A predicate the pattern skipped would silently widen the path to every entry.
+                raise ValueError(f"bad predicate in {part!r} of {text!r} (want [prefix:key=value])")
+            keys = tuple((*_resolve(p["key"], namespaces, text), p["value"]) for p in preds)
             steps.append(_Step(ns, local, keys))
         return cls(tuple(steps), dict(namespaces))
 

@@ -10,7 +10,7 @@ The task (:class:`DetectCycle`, behind ``autonoc.detect`` on a beat
 schedule) runs scoring cycles until the bus has nothing new, in a worker
 process that keeps the service between tasks: device frames, fallback
 detectors and the loaded model version live in that process. Give the task
-its own queue served by one worker process (``-Q autonoc.detect -c 1``):
+its own queue served by one worker process (``autonoc worker --queues detect``):
 two processes would each see part of every device's samples. The consumer
 name is fixed, so a replacement worker picks up what the last one left
 unacknowledged. A newly promoted version is loaded at the next task.

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
 from autonoc.core.audit import AuditLog
 from autonoc.core.db import make_engine
@@ -68,9 +69,19 @@ class PlaybookRunner:
         structlog.contextvars.bind_contextvars(plan_hash=plan.hash, device=plan.device)
         try:
             inventory = load_inventory(self.settings.inventory)
-            result = asyncio.run(
-                self._run(inventory, self._db, self._redis, plan, run_id, approval)
-            )
+            try:
+                result = asyncio.run(
+                    self._run(inventory, self._db, self._redis, plan, run_id, approval)
+                )
+            except SoftTimeLimitExceeded:
+                # Out of time: the NETCONF session is closed by now (the device reverts
+                # an unconfirmed commit by itself). Run the same run id once more: the
+                # journal sends it down the recovery path, which puts back SNMP values
+                # and ends the run rolled back, before the hard limit kills the process.
+                log.warning("playbook_time_limit", playbook=plan.playbook, run_id=run_id)
+                result = asyncio.run(
+                    self._run(inventory, self._db, self._redis, plan, run_id, approval)
+                )
             log.info(
                 "playbook_done",
                 playbook=plan.playbook,

@@ -17,7 +17,8 @@ callers only ever catch these::
     ├── PlaybookError               a playbook could not be planned or run
     │   ├── PlaybookValidationError catalog YAML or parameters are invalid
     │   ├── PrecheckFailed          conditions before acting do not hold
-    │   ├── DeviceLocked            another playbook holds the device
+    │   ├── TransientError          retry later; nothing was changed
+    │   │   └── DeviceLocked        another playbook holds the device
     │   └── VerificationFailed      the fix did not show in fresh telemetry
     ├── PolicyDenied                the policy gate refused a plan
     └── LabError                    the simulator cannot start or obey
@@ -46,6 +47,7 @@ __all__ = [
     "PolicyDenied",
     "PrecheckFailed",
     "RedisUnavailable",
+    "TransientError",
     "VerificationFailed",
 ]
 
@@ -117,7 +119,15 @@ class PrecheckFailed(PlaybookError):
     """Conditions that must hold before acting do not."""
 
 
-class DeviceLocked(PlaybookError):
+class TransientError(PlaybookError):
+    """A playbook could not start or go on for now, and nothing on the device was changed.
+
+    The worker retries these (and only these) with exponential backoff: raise
+    one only when retrying cannot change a device twice.
+    """
+
+
+class DeviceLocked(TransientError):
     """Another playbook holds the device's lock."""
 
 

@@ -14,7 +14,7 @@ from collectors.bus import SAMPLES_STREAM, decode_samples
 from lab.network import LabNetwork
 from lab.runner import LabRunner
 from tests.integration.conftest import Backend
-from worker.app import COLLECT, COLLECT_QUEUE, collect_beat_schedule, make_celery
+from worker.app import COLLECT, POLL_QUEUE, collect_beat_schedule, make_celery
 from worker.collect import RATES_KEY
 
 pytestmark = pytest.mark.timeout(180)
@@ -39,13 +39,13 @@ def test_collect_tasks_publish_and_share_rate_baselines(backend: Backend, tmp_pa
                 pool="solo",
                 perform_ping_check=False,
                 shutdown_timeout=30,
-                queues=[COLLECT_QUEUE],
+                queues=[POLL_QUEUE],
             ):
                 runs = []
                 for _ in range(2):
                     for shard in (0, 1):
                         result = app.send_task(
-                            COLLECT, args=[["interfaces"], shard, 2], queue=COLLECT_QUEUE
+                            COLLECT, args=[["interfaces"], shard, 2], queue=POLL_QUEUE
                         )
                         runs.append(result.get(timeout=60))
             # The two shards split ring4's four routers between them, each polled twice.
@@ -78,4 +78,10 @@ def test_beat_schedule_has_one_entry_per_interval_and_shard() -> None:
     entry = schedule["collect interfaces+system+bgp shard 1/3"]
     assert entry["schedule"] == 30.0
     assert entry["args"] == (["interfaces", "system", "bgp"], 1, 3)
-    assert entry["options"] == {"queue": COLLECT_QUEUE, "expires": 30.0}
+    # Late polls expire; a stuck one ends one device timeout (20 s) after the next was due.
+    assert entry["options"] == {
+        "queue": POLL_QUEUE,
+        "expires": 30.0,
+        "soft_time_limit": 50,
+        "time_limit": 60,
+    }

@@ -18,7 +18,7 @@ from lab.network import LabNetwork
 from lab.runner import LabRunner
 from playbooks.base import Catalog
 from tests.integration.conftest import Backend
-from worker.app import PLAYBOOK_QUEUE, RUN_PLAYBOOK, make_celery
+from worker.app import dispatch_plan, make_celery
 from worker.locks import RedisDeviceLock
 
 
@@ -34,16 +34,16 @@ def _plan(interface: str = "eth1") -> ActionPlan:
     return ActionPlan(playbook=spec.name, device="pe1", target=interface, params=params)
 
 
-def _run(backend: Backend, lab: LabRunner, tmp_path: Path, plan: ActionPlan) -> ActionResult:
+def _run(
+    backend: Backend, lab: LabRunner, tmp_path: Path, plan: ActionPlan, approval: str | None = None
+) -> ActionResult:
     inventory = tmp_path / "inventory.yaml"
     lab.write_inventory(inventory)
     settings = backend.settings().model_copy(update={"inventory": inventory})
     app = make_celery(settings, backend.redis_url)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        async_result = app.send_task(
-            RUN_PLAYBOOK, args=[plan.model_dump(mode="json")], queue=PLAYBOOK_QUEUE
-        )
-        return ActionResult.model_validate(async_result.get(timeout=60))
+        task_id = dispatch_plan(app, plan, approval=approval)
+        return ActionResult.model_validate(app.AsyncResult(task_id).get(timeout=60))
 
 
 def test_worker_brings_the_interface_back_and_verifies(
@@ -63,8 +63,19 @@ def test_worker_brings_the_interface_back_and_verifies(
         engine.dispose()
     assert {"playbook_started", "snmp_set", "playbook_finished"} <= set(actions)
 
-    again = _run(backend, lab, tmp_path, plan)
-    assert again.ok and not again.changed  # idempotent: the second run changes nothing
+    # The same task again (a redelivery, or a second dispatch under the same
+    # approval): the same run, its stored result, and no second SET.
+    same = _run(backend, lab, tmp_path, plan)
+    assert same.model_dump(exclude={"finished_at"}) == result.model_dump(exclude={"finished_at"})
+    # The same plan under another approval: a new run that finds it applied.
+    again = _run(backend, lab, tmp_path, plan, approval="operator-2")
+    assert again.ok and not again.changed
+    engine = make_engine(backend.settings())
+    try:
+        sets = [e for e in AuditLog(engine).entries(subject="pe1:eth1") if e.action == "snmp_set"]
+    finally:
+        engine.dispose()
+    assert len(sets) == 1
 
 
 def test_unknown_interface_is_a_result_not_a_crash(
@@ -79,8 +90,28 @@ def test_device_lock_is_exclusive(backend: Backend) -> None:
     client = redis.Redis.from_url(backend.redis_url)
     first = RedisDeviceLock(client, ttl=30, wait=0.1)
     second = RedisDeviceLock(client, ttl=30, wait=0.1)
-    with first.hold("pe9"), pytest.raises(DeviceLocked, match="pe9"), second.hold("pe9"):
+    with (
+        first.hold("pe9", "run-a"),
+        pytest.raises(DeviceLocked, match="pe9"),
+        second.hold("pe9", "run-b"),
+    ):
         pass
-    with second.hold("pe9"):  # released: free again
+    with second.hold("pe9", "run-b"):  # released: free again
         pass
     client.close()
+
+
+def test_a_redelivered_run_takes_its_own_lock_over(backend: Backend) -> None:
+    """A worker killed inside the lock leaves it held; its own run, redelivered, goes on."""
+    client = redis.Redis.from_url(backend.redis_url)
+    lock = RedisDeviceLock(client, ttl=300, wait=0.1)
+    client.set(RedisDeviceLock.key("pe8"), "run-dead", px=300_000)  # what the dead worker left
+    try:
+        with pytest.raises(DeviceLocked), lock.hold("pe8", "run-other"):
+            pass
+        with lock.hold("pe8", "run-dead"):
+            assert lock.holder("pe8") == "run-dead"
+        assert lock.holder("pe8") is None
+    finally:
+        client.delete(RedisDeviceLock.key("pe8"))
+        client.close()
