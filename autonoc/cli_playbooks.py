@@ -135,17 +135,11 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 def _engine(settings: Settings, inventory_path: Path | None) -> Iterator[Any]:
     import redis
 
-    from autonoc.core.audit import AuditLog
     from autonoc.core.db import check_database, make_engine, upgrade
     from autonoc.core.redis import redis_endpoint
-    from collectors.netconf import NetconfCollector, NetconfSessionPool
+    from collectors.netconf import NetconfSessionPool
     from collectors.snmp import SnmpClient
-    from collectors.snmp_groups import SnmpCollector
-    from playbooks.base import Catalog
-    from playbooks.engine import CollectorTelemetry, PlaybookEngine
-    from playbooks.journal import ConfigArchive, RunJournal, TicketBook
-    from playbooks.platforms import Platforms
-    from worker.locks import RedisDeviceLock
+    from worker.execute import build_engine
 
     inventory, _ = _inventory(settings, inventory_path)
     with contextlib.ExitStack() as stack:
@@ -160,22 +154,7 @@ def _engine(settings: Settings, inventory_path: Path | None) -> Iterator[Any]:
         stack.callback(snmp.close)
         pool = NetconfSessionPool(workers=2)
         stack.callback(pool.close_all)
-        catalog = Catalog.load()
-        yield PlaybookEngine(
-            catalog=catalog,
-            platforms=Platforms.load(),
-            inventory=inventory,
-            snmp=snmp,
-            telemetry=lambda: CollectorTelemetry(
-                {"snmp": SnmpCollector(snmp), "netconf": NetconfCollector(pool)}
-            ),
-            lock=RedisDeviceLock(client, ttl=catalog.longest_run_s()),
-            audit=AuditLog(db),
-            journal=RunJournal(db),
-            archive=ConfigArchive(db),
-            tickets=TicketBook(db),
-            actor=f"cli:{getpass.getuser()}",
-        )
+        yield build_engine(inventory, db, client, snmp, pool, actor=f"cli:{getpass.getuser()}")
 
 
 @playbooks_app.command("run")

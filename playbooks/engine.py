@@ -966,15 +966,7 @@ class PlaybookEngine:
         session: ConfigSession | None = None
         try:
             for action in spec.actions if actions is None else actions:
-                if action.op not in (
-                    "set_interface_enabled",
-                    "set_igp_metric",
-                    "set_bgp_neighbor_enabled",
-                    "adjust_amplifier_gain",
-                    "adjust_tx_power",
-                    "set_protection",
-                    "restore_config",
-                ):
+                if action.op not in CONFIG_OPS:
                     continue
                 rendering = _first(platform, action.op, device, None)
                 if isinstance(rendering, NetconfConfig):
@@ -1230,7 +1222,7 @@ def _leaf_args(data: dict[str, Any], platform: PlatformSpec, plan: ActionPlan) -
     for r in platform.renderings(op):
         if r.protocol != data["protocol"]:
             continue
-        if isinstance(r, SnmpLeaf):
+        if isinstance(r, SnmpLeaf | NetconfLeaf):
             return {
                 "op": op,
                 "rendering": r,
@@ -1238,16 +1230,7 @@ def _leaf_args(data: dict[str, Any], platform: PlatformSpec, plan: ActionPlan) -
                 "path": data["path"],
                 "before": data["before"],
                 "after": data["after"],
-                "oid": data["path"],
-            }
-        if isinstance(r, NetconfLeaf):
-            return {
-                "op": op,
-                "rendering": r,
-                "where": _where(plan),
-                "path": data["path"],
-                "before": data["before"],
-                "after": data["after"],
+                "oid": data["path"] if isinstance(r, SnmpLeaf) else None,
             }
     raise PlaybookValidationError(f"platform {platform.name} no longer renders {op}")
 

@@ -26,7 +26,7 @@ from playbooks.journal import ConfigArchive, RunJournal, TicketBook
 from playbooks.platforms import Platforms
 from worker.locks import RedisDeviceLock
 
-__all__ = ["PlaybookRunner"]
+__all__ = ["PlaybookRunner", "build_engine"]
 
 log = structlog.get_logger(__name__)
 
@@ -111,23 +111,37 @@ class PlaybookRunner:
     ) -> ActionResult:
         snmp = SnmpClient(self.settings.snmp)
         pool = NetconfSessionPool(workers=2)
-        catalog = Catalog.load()
         try:
-            engine = PlaybookEngine(
-                catalog=catalog,
-                platforms=Platforms.load(),
-                inventory=inventory,
-                snmp=snmp,
-                telemetry=lambda: CollectorTelemetry(
-                    {"snmp": SnmpCollector(snmp), "netconf": NetconfCollector(pool)}
-                ),
-                lock=RedisDeviceLock(client, ttl=catalog.longest_run_s()),
-                audit=AuditLog(db),
-                journal=RunJournal(db),
-                archive=ConfigArchive(db),
-                tickets=TicketBook(db),
-            )
+            engine = build_engine(inventory, db, client, snmp, pool)
             return await engine.apply(plan, run_id=run_id, approval=approval)
         finally:
             await pool.aclose()
             snmp.close()
+
+
+def build_engine(
+    inventory: Inventory,
+    db: sa.Engine,
+    client: redis.Redis,
+    snmp: SnmpClient,
+    pool: NetconfSessionPool,
+    *,
+    actor: str = "worker",
+) -> PlaybookEngine:
+    """The playbook engine on these clients: the catalog and platform data read now."""
+    catalog = Catalog.load()
+    return PlaybookEngine(
+        catalog=catalog,
+        platforms=Platforms.load(),
+        inventory=inventory,
+        snmp=snmp,
+        telemetry=lambda: CollectorTelemetry(
+            {"snmp": SnmpCollector(snmp), "netconf": NetconfCollector(pool)}
+        ),
+        lock=RedisDeviceLock(client, ttl=catalog.longest_run_s()),
+        audit=AuditLog(db),
+        journal=RunJournal(db),
+        archive=ConfigArchive(db),
+        tickets=TicketBook(db),
+        actor=actor,
+    )
