@@ -2,7 +2,7 @@
 
 Targets:
 
-- a device: ``pe1``, ``amp-a-b``, ``xp-a1``;
+- a device: ``pe1``, ``amp-a-b``, ``xp-a1``; a router's process: ``pe1:bgpd``;
 - an interface: ``pe1:eth3``; a transponder line port: ``xp-a1:line1``;
 - a fibre span (one direction, A to B): ``span:roadm-a:roadm-b``;
 - a BGP session, from one router to a neighbour address: ``bgp:pe1:10.0.0.2``.
@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from autonoc.core.errors import LabError
-from lab.network import LabNetwork, span_name
+from lab.network import DEFAULT_RUNAWAY_PROCESS, LabNetwork, span_name
 
 __all__ = ["FAULT_HELP", "ActiveFault", "FaultInjector", "FaultKind", "parse_params"]
 
@@ -69,7 +69,11 @@ FAULT_HELP: dict[FaultKind, tuple[str, str, dict[str, float]]] = {
     ),
     FaultKind.CRC_ERRORS: ("pe1:eth1", "corrupted frames received (dirty optic)", {"rate": 0.002}),
     FaultKind.CONGESTION: ("pe1:eth1", "traffic surge out of the port", {"extra_gbps": 100.0}),
-    FaultKind.CPU_RUNAWAY: ("pe1", "a process pins the route processor", {}),
+    FaultKind.CPU_RUNAWAY: (
+        "pe1",
+        f"a process ({DEFAULT_RUNAWAY_PROCESS}, or name it: pe1:bgpd) pins the CPU, leaks memory",
+        {},
+    ),
     FaultKind.BGP_SESSION_DOWN: ("bgp:pe1:10.0.0.10", "neighbour shut down in config", {}),
     FaultKind.CONFIG_DRIFT: ("pe1:eth1", "MTU changed: IGP adjacency drops", {"mtu": 1500.0}),
 }
@@ -232,9 +236,20 @@ class FaultInjector:
 
             return undo, present
         if kind is K.CPU_RUNAWAY:
-            net.system(target)  # validates: a router
-            net.set_cpu_runaway(target, True)
-            return lambda: net.set_cpu_runaway(target, False), None
+            dev, _, process = target.partition(":")
+            process = process or DEFAULT_RUNAWAY_PROCESS
+            pid = net.process(dev, process).pid  # validates: a router running it
+            net.set_cpu_runaway(dev, True, process=process)
+
+            def cpu_present() -> bool:
+                # Restarting the process (a new pid) ends the runaway: the platform fixed it.
+                return net.process(dev, process).pid == pid and net.process_runaway(dev, process)
+
+            def cpu_undo() -> None:
+                if cpu_present():
+                    net.set_cpu_runaway(dev, False, process=process)
+
+            return cpu_undo, cpu_present
         if kind is K.BGP_SESSION_DOWN:
             parts = target.split(":")
             if len(parts) != 3 or parts[0] != "bgp":

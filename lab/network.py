@@ -17,6 +17,12 @@ How it hangs together:
   link up and the same MTU at both ends; SPF with ECMP over the adjacencies
   routes the traffic demands between PE routers. eBGP runs on every IP link
   between the interface addresses (one AS per router, as in RFC 7938).
+- **Protection**: a wavelength with a protection path switches to it only
+  by hand (:meth:`LabNetwork.set_protection`), so a playbook can restore an
+  IP link whose working fibre is cut.
+- **Processes**: each router runs a few daemons (:data:`PROCESSES`) that
+  share its CPU and memory; a runaway one pins the CPU until it is restarted
+  (:meth:`LabNetwork.restart_process`).
 - **Traffic**: each demand follows a daily curve (trough at 04:00 UTC, peak
   at 16:00) with a little deterministic noise. A link that is offered more
   than its capacity drops the excess (output discards) and every demand
@@ -33,6 +39,7 @@ servers read from their event loop while faults are injected from others).
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 import threading
@@ -63,7 +70,9 @@ from lab.topology import PRESETS, DemandSpec, Topology
 
 __all__ = [
     "COUNTER32_MODULUS",
+    "DEFAULT_RUNAWAY_PROCESS",
     "PRESETS",
+    "PROCESSES",
     "STEP_S",
     "BgpSessionState",
     "DemandState",
@@ -72,6 +81,7 @@ __all__ = [
     "Health",
     "InterfaceState",
     "LabNetwork",
+    "ProcessState",
     "SimClock",
     "SystemState",
     "counter32",
@@ -94,6 +104,22 @@ _ETHERNET_CSMACD = 6
 _SOFTWARE_LOOPBACK = 24
 _PEN = (1, 3, 6, 1, 4, 1, 32473)  # RFC 5612 documentation PEN: no real vendor
 _MEM_TOTAL_KB = 16 * 1024 * 1024
+PROCESSES: tuple[tuple[str, float, float], ...] = (
+    ("bgpd", 0.30, 0.060),
+    ("isisd", 0.08, 0.015),
+    ("snmpd", 0.06, 0.006),
+    ("netconfd", 0.04, 0.010),
+    ("telemetryd", 0.12, 0.020),
+)
+"""Every router's daemons: name, share of the router's normal CPU load, share of the
+memory in use. The rest of the load is the kernel and forwarding, which no table lists."""
+DEFAULT_RUNAWAY_PROCESS = "telemetryd"
+"""The process a ``cpu_runaway`` fault pins when its target names none."""
+RUNAWAY_CPU_PCT = 97.0
+RUNAWAY_LEAK_FRACTION = 0.15
+"""A runaway process leaks this much of the router's memory over :data:`RUNAWAY_LEAK_S`."""
+RUNAWAY_LEAK_S = 600.0
+_PID_STRIDE = 23  # other processes come and go between two restarts
 
 
 def counter32(value: int) -> int:
@@ -211,6 +237,21 @@ class SystemState:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessState:
+    """One daemon of a router at one instant, as ``ps`` would show it.
+
+    ``start_time`` is in epoch seconds; ``cpu_pct`` is its share of the router's CPU.
+    """
+
+    device: str
+    name: str
+    pid: int
+    start_time: float
+    cpu_pct: float
+    mem_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class DemandState:
     src: str
     dst: str
@@ -303,6 +344,16 @@ class _Session:
 
 
 @dataclass(slots=True)
+class _Process:
+    name: str
+    pid: int
+    started: float
+    cpu_share: float
+    mem_share: float
+    runaway_since: float | None = None  # a fault: it spins and leaks from then on
+
+
+@dataclass(slots=True)
 class _Router:
     info: DeviceInfo
     boot: float
@@ -312,7 +363,8 @@ class _Router:
     cpu_base: float
     interfaces: dict[str, _Interface] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)  # by peer address
-    cpu_runaway: bool = False
+    processes: dict[str, _Process] = field(default_factory=dict)
+    next_pid: int = 0
     churn: float = 0.0  # decaying count of recent BGP transitions
 
 
@@ -407,6 +459,7 @@ class LabNetwork:
                 loopback=f"10.255.{n // 256}.{n % 256}",
                 cpu_base=rng.uniform(4.0, 14.0),
             )
+            _start_processes(router, self.seed)
             self._routers[spec.name] = router
             self._new_interface(router, "lo0", "loopback", _SOFTWARE_LOOPBACK, 0)
         for k, ls in enumerate(topo.links):
@@ -483,8 +536,19 @@ class LabNetwork:
             )
         carried = {ls.wavelength: (ls.a, ls.b) for ls in topo.links if ls.wavelength}
         for ch in topo.channels:
-            path = [span_name(s, d) for s, d in zip(ch.path, ch.path[1:], strict=False)]
-            net.add_channel(ch.name, ch.index, ch.a, ch.b, path, carries=carried.get(ch.name))
+            path = [span_name(s, d) for s, d in itertools.pairwise(ch.path)]
+            protection = None
+            if ch.protection is not None:
+                protection = [span_name(s, d) for s, d in itertools.pairwise(ch.protection)]
+            net.add_channel(
+                ch.name,
+                ch.index,
+                ch.a,
+                ch.b,
+                path,
+                carries=carried.get(ch.name),
+                protection=protection,
+            )
         net.commission()
         self.optical = net
 
@@ -820,6 +884,25 @@ class LabNetwork:
             self._touch(amp)
             self._optical_changed(t)
 
+    def set_protection(self, transponder_port: str, secondary: bool) -> None:
+        """Switch the wavelength whose head end is ``transponder_port`` (``xp-a1:line1``) to
+        its protection path (``secondary``) or back to its working path.
+
+        Manual 1:1 bidirectional switching (see
+        :meth:`lab.optical.OpticalNetwork.set_protection`): a fibre cut on the
+        working path stays cut, but the IP link riding the wavelength comes back
+        up on the protection path, with the OSNR, BER and dispersion of that path.
+
+        Raises:
+            LabError: no optical layer, or the port is not the head end of a
+                protected wavelength.
+        """
+        with self._lock:
+            t = self._sync()
+            self._need_optical().set_protection(transponder_port, secondary)
+            self._touch(transponder_port.partition(":")[0])
+            self._optical_changed(t)
+
     def set_tx_power(self, port: str, dbm: float) -> None:
         with self._lock:
             t = self._sync()
@@ -897,10 +980,61 @@ class LabNetwork:
                 self._surges[key] = (per_demand, pinned)
             self._refresh(t)
 
-    def set_cpu_runaway(self, device: str, on: bool) -> None:
+    def set_cpu_runaway(
+        self, device: str, on: bool, process: str = DEFAULT_RUNAWAY_PROCESS
+    ) -> None:
+        """Make ``device``'s ``process`` spin (the router's CPU pinned near 97 %) and leak
+        memory, or stop that (``on=False``). Restarting the process also stops it.
+
+        Raises:
+            LabError: ``device`` is not a router, or runs no such process.
+        """
         with self._lock:
-            self._sync()
-            self._router(device).cpu_runaway = on
+            t = self._sync()
+            proc = self._process(device, process)
+            if on and proc.runaway_since is None:
+                proc.runaway_since = t
+            elif not on:
+                proc.runaway_since = None
+
+    def processes(self, device: str) -> tuple[ProcessState, ...]:
+        """Router ``device``'s daemons now, by pid."""
+        with self._lock:
+            t = self._sync()
+            router = self._router(device)
+            return tuple(sorted(self._process_states(router, t), key=lambda p: p.pid))
+
+    def process(self, device: str, name: str) -> ProcessState:
+        """Router ``device``'s daemon ``name`` now; LabError when it runs none by that name."""
+        with self._lock:
+            t = self._sync()
+            self._process(device, name)
+            (state,) = (p for p in self._process_states(self._router(device), t) if p.name == name)
+            return state
+
+    def process_runaway(self, device: str, name: str) -> bool:
+        """Whether ``device``'s ``name`` is spinning (ground truth, for :mod:`lab.faults`)."""
+        with self._lock:
+            return self._process(device, name).runaway_since is not None
+
+    def restart_process(self, device: str, name: str) -> ProcessState:
+        """Restart router ``device``'s daemon ``name``: a new pid and start time, its CPU and
+        memory back to normal (a runaway stops).
+
+        Routing daemons restart gracefully (BGP graceful restart, RFC 4724; IS-IS
+        restart signalling, RFC 5306): sessions and adjacencies stay up.
+
+        Raises:
+            LabError: ``device`` is not a router, or runs no daemon called ``name``.
+        """
+        with self._lock:
+            t = self._sync()
+            router = self._router(device)
+            proc = self._process(device, name)
+            proc.pid, router.next_pid = router.next_pid, router.next_pid + _PID_STRIDE
+            proc.started = t
+            proc.runaway_since = None
+            return self.process(device, name)
 
     def optical_changed(self) -> None:
         """Tell the IP layer that the optical layer's configuration or faults changed."""
@@ -985,6 +1119,14 @@ class LabNetwork:
             raise LabError(
                 f"lab device {device!r} has no interface {ifname!r} (it has: {known})"
             ) from None
+
+    def _process(self, device: str, name: str) -> _Process:
+        router = self._router(device)
+        try:
+            return router.processes[name]
+        except KeyError:
+            known = ", ".join(router.processes)
+            raise LabError(f"{device} runs no process {name!r} (it runs: {known})") from None
 
     def _session(self, device: str, peer_address: str) -> _Session:
         router = self._router(device)
@@ -1288,6 +1430,18 @@ class LabNetwork:
         )
 
     def _system(self, router: _Router, t: float) -> SystemState:
+        _normal, cpu = self._cpu(router, t)
+        used = self._mem_used_kb(router) + sum(_leak_kb(p, t) for p in router.processes.values())
+        return SystemState(
+            device=router.info.name,
+            cpu_pct=cpu,
+            mem_total_kb=_MEM_TOTAL_KB,
+            mem_used_kb=min(used, _MEM_TOTAL_KB),
+            uptime_ticks=_ticks(t - router.boot),
+        )
+
+    def _cpu(self, router: _Router, t: float) -> tuple[float, float]:
+        """The router's CPU load without any runaway, and its load now (percent)."""
         util = []
         for intf in router.interfaces.values():
             if intf.speed_bps:
@@ -1296,19 +1450,33 @@ class LabNetwork:
         tau = t - self._boot
         wobble = 1.5 * math.sin(tau / 37.0 + router.cpu_base) + 0.8 * math.sin(tau / 5.3)
         cpu = router.cpu_base + 25.0 * mean_util + 6.0 * min(router.churn, 5.0) + wobble
-        if router.cpu_runaway:
-            cpu = 97.0 + 2.0 * math.sin(tau / 3.1)
+        normal = max(0.5, min(100.0, cpu))
+        if any(p.runaway_since is not None for p in router.processes.values()):
+            cpu = RUNAWAY_CPU_PCT + 2.0 * math.sin(tau / 3.1)
+        return normal, max(0.5, min(100.0, cpu))
+
+    def _mem_used_kb(self, router: _Router) -> int:
+        """Memory in use without any leak: the base image plus the routing table."""
         prefixes = sum(1 for s in router.sessions.values() if s.up) * 50 + router.prefixes
-        used = int(_MEM_TOTAL_KB * (0.22 + router.cpu_base / 200.0)) + 2 * prefixes
-        if router.cpu_runaway:
-            used += int(_MEM_TOTAL_KB * 0.15 * min(1.0, (t % 3600.0) / 600.0))
-        return SystemState(
-            device=router.info.name,
-            cpu_pct=max(0.5, min(100.0, cpu)),
-            mem_total_kb=_MEM_TOTAL_KB,
-            mem_used_kb=min(used, _MEM_TOTAL_KB),
-            uptime_ticks=_ticks(t - router.boot),
-        )
+        return int(_MEM_TOTAL_KB * (0.22 + router.cpu_base / 200.0)) + 2 * prefixes
+
+    def _process_states(self, router: _Router, t: float) -> list[ProcessState]:
+        normal, cpu = self._cpu(router, t)
+        spinning = [p for p in router.processes.values() if p.runaway_since is not None]
+        # The runaways take what the router's load has above normal, in equal parts.
+        excess = (cpu - normal) / len(spinning) if spinning else 0.0
+        used_kb = self._mem_used_kb(router)
+        return [
+            ProcessState(
+                device=router.info.name,
+                name=p.name,
+                pid=p.pid,
+                start_time=p.started,
+                cpu_pct=min(100.0, p.cpu_share * normal + (excess if p in spinning else 0.0)),
+                mem_bytes=(int(p.mem_share * used_kb) + _leak_kb(p, t)) * 1024,
+            )
+            for p in router.processes.values()
+        ]
 
     def _prefixes_by_component(self) -> dict[tuple[str, bool], int]:
         """Prefixes each router can see: all those originated in its BGP-connected component.
@@ -1338,6 +1506,26 @@ class LabNetwork:
             root = find(name)
             totals[root] = totals.get(root, 0) + router.prefixes
         return {(name, True): totals[find(name)] for name in self._routers}
+
+
+def _start_processes(router: _Router, seed: int) -> None:
+    """Give ``router`` its daemons (:data:`PROCESSES`), started in turn at boot."""
+    rng = random.Random(f"processes/{seed}/{router.info.name}")
+    pid = rng.randint(300, 900)
+    started = router.boot
+    for name, cpu_share, mem_share in PROCESSES:
+        pid += rng.randint(1, 40)
+        started += rng.uniform(0.01, 0.2)
+        router.processes[name] = _Process(name, pid, started, cpu_share, mem_share)
+    router.next_pid = pid + rng.randint(200, 600)
+
+
+def _leak_kb(proc: _Process, t: float) -> int:
+    """What a runaway process has leaked by ``t``: growing from its start, then flat."""
+    if proc.runaway_since is None:
+        return 0
+    grown = min(1.0, max(0.0, t - proc.runaway_since) / RUNAWAY_LEAK_S)
+    return int(_MEM_TOTAL_KB * RUNAWAY_LEAK_FRACTION * grown)
 
 
 def span_name(src: str, dst: str) -> str:

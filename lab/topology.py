@@ -37,6 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autonoc.core.errors import LabError
+from lab.optical.presets import other_way
 
 __all__ = [
     "PRESETS",
@@ -95,13 +96,38 @@ class TransponderSpec(_Strict):
 
 
 class ChannelSpec(_Strict):
-    """A wavelength from transponder ``a`` to ``b`` over the ROADMs in ``path``."""
+    """A wavelength from transponder ``a`` to ``b`` over the ROADMs in ``path``.
+
+    ``protection``, when given, is a 1:1 protection path over other ROADMs' spans
+    between the same two end ROADMs: ``a``'s transponder holds the (manual)
+    switch, see :meth:`lab.network.LabNetwork.set_protection`.
+    """
 
     name: str = Field(min_length=1)
     index: int = Field(ge=-30, le=29)
     a: str
     b: str
     path: tuple[str, ...] = Field(min_length=2)
+    protection: tuple[str, ...] | None = Field(None, min_length=2)
+
+    @model_validator(mode="after")
+    def _protection_differs(self) -> ChannelSpec:
+        p = self.protection
+        if p is None:
+            return self
+        if (p[0], p[-1]) != (self.path[0], self.path[-1]):
+            raise ValueError(
+                f"channel {self.name!r}: the protection path must join the same ROADMs as the "
+                f"path ({self.path[0]} to {self.path[-1]}), not {p[0]} to {p[-1]}"
+            )
+        working = {frozenset(hop) for hop in itertools.pairwise(self.path)}
+        for hop in itertools.pairwise(p):
+            if frozenset(hop) in working:
+                raise ValueError(
+                    f"channel {self.name!r}: the protection path shares the span "
+                    f"{hop[0]}-{hop[1]} with the path; it must use other spans"
+                )
+        return self
 
 
 class DemandSpec(_Strict):
@@ -233,7 +259,9 @@ def metro_ring(seed: int = 7) -> Topology:
 
     Every PE is dual-homed to p1 and p2; p1 and p2 are joined twice, once each
     way round the ring. Links within a site are patch cords; the rest ride
-    400ZR wavelengths. Span lengths (60–80 km) come from ``seed``.
+    400ZR wavelengths, each with a 1:1 protection path the other way round the
+    ring (manual switching at its first transponder). Span lengths (60–80 km)
+    come from ``seed``.
     """
     rng = random.Random(f"metro-ring/{seed}")
     sites = ("a", "b", "c", "d")
@@ -290,6 +318,7 @@ def metro_ring(seed: int = 7) -> Topology:
                 a=f"{ends[0]}:line1",
                 b=f"{ends[1]}:line1",
                 path=tuple(f"roadm-{s}" for s in path),
+                protection=tuple(f"roadm-{s}" for s in other_way(path, sites)),
             )
         )
         # IGP metric by distance: about one per 10 km, as many operators set it.

@@ -92,7 +92,16 @@ class ConfigSession:
             )
 
     def lock(self, target: str = "candidate") -> None:
-        self._call(lambda m: m.lock(target))
+        """Lock ``target``. A candidate left dirty by a session that is gone cannot be
+        locked (RFC 6241 7.5): its changes are discarded and the lock tried once more."""
+        try:
+            self._call(lambda m: m.lock(target))
+        except DeviceRejected:
+            if target != "candidate":
+                raise
+            log.info("netconf_candidate_dirty", device=self.device.name)
+            self.discard_changes()
+            self._call(lambda m: m.lock(target))
         self._locked.append(target)
 
     def locked(self, target: str) -> bool:

@@ -7,7 +7,13 @@ device model; :mod:`lab.netconf.server` serves them over SSH.
 
 from __future__ import annotations
 
-from lab.netconf.backend import OC_INTERFACES_NS, DeviceBackend, LabNetworkBackend
+from lab.netconf.backend import (
+    LAB_SYSTEM_NS,
+    OC_INTERFACES_NS,
+    CustomRpcBackend,
+    DeviceBackend,
+    LabNetworkBackend,
+)
 from lab.netconf.datastore import (
     BASE_NS,
     Datastore,
@@ -22,7 +28,9 @@ from lab.netconf.server import CAPABILITIES, NetconfRunner, NetconfServer
 __all__ = [
     "BASE_NS",
     "CAPABILITIES",
+    "LAB_SYSTEM_NS",
     "OC_INTERFACES_NS",
+    "CustomRpcBackend",
     "Datastore",
     "DeviceBackend",
     "LabNetworkBackend",

@@ -21,12 +21,20 @@ leaf                                                                      knob
 ``.../bgp/neighbors/neighbor/config/enabled``                             ``set_bgp_neighbor``
 ``optical-amplifier/amplifiers/amplifier/config/target-gain``             ``set_amplifier_gain``
 ``components/component/optical-channel/config/target-output-power``       ``set_tx_power``
+``aps/aps-modules/aps-module/config/force-to-port``                       ``set_protection``
 ========================================================================  ==========================
 
-A removed ``enabled`` leaf means its OpenConfig default, true; other removed
-leaves leave the model as it is. Leaves the model cannot change (an AS, an
-address, a frequency, a type) must keep their value: ``validate`` refuses
-anything else with ``invalid-value``, naming the node in ``error-path``.
+``force-to-port`` SECONDARY puts the wavelength on its protection path;
+PRIMARY and NONE keep it on (or bring it back to) its working path, since the
+lab's protection switches only by hand. A removed ``enabled`` leaf means its
+OpenConfig default, true, and a removed ``force-to-port`` its default, NONE;
+other removed leaves leave the model as it is. Leaves the model cannot change
+(an AS, an address, a frequency, a type) must keep their value: ``validate``
+refuses anything else with ``invalid-value``, naming the node in ``error-path``.
+
+One RPC is not configuration: ``restart-process`` in the lab's own
+:data:`LAB_SYSTEM_NS` (OpenConfig restarts processes only over gNOI), which
+restarts a router's daemon (:meth:`LabNetworkBackend.custom_rpc`).
 """
 
 from __future__ import annotations
@@ -36,18 +44,23 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from lxml import etree
+
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import Role
 from lab.netconf.datastore import RpcError
 from lab.netconf.openconfig import (
+    APS_FORCE,
     LIST_KEYS,
     OC_AMPLIFIER_NS,
     OC_INTERFACES_NS,
     OC_IP_NS,
+    OC_LINE_PROTECTION_NS,
     OC_NETWORK_INSTANCE_NS,
     OC_PLATFORM_NS,
     OC_SYSTEM_NS,
     OC_TERMINAL_DEVICE_NS,
+    ApsModule,
     RouterFacts,
     amplifier_tree,
     frequency_mhz,
@@ -61,7 +74,19 @@ from lab.network import IGP_MAX_METRIC, BgpSessionState, InterfaceState, LabNetw
 from lab.optical import LinePortState, OpticalSnapshot
 from lab.optical.elements import TX_MAX_DBM, TX_MIN_DBM
 
-__all__ = ["OC_INTERFACES_NS", "DeviceBackend", "LabNetworkBackend"]
+__all__ = [
+    "LAB_SYSTEM_MODULE",
+    "LAB_SYSTEM_NS",
+    "OC_INTERFACES_NS",
+    "CustomRpcBackend",
+    "DeviceBackend",
+    "LabNetworkBackend",
+]
+
+LAB_SYSTEM_NS = "urn:autonoc:params:xml:ns:yang:autonoc-lab-system"
+"""The lab's own RPCs (``lab/netconf/autonoc-lab-system.yang``): ``restart-process``."""
+LAB_SYSTEM_MODULE = ("autonoc-lab-system", "2026-11-23")
+"""Its YANG module's name and revision, as the hello advertises them."""
 
 Element = Any  # an lxml.etree._Element
 
@@ -70,7 +95,7 @@ Setting = tuple[str, str]
 """``(knob, target)``: a knob name and the interface, neighbour or element it sets."""
 
 MTU_RANGE = (576, 9216)
-_DEFAULTS: dict[str, Value] = {"enabled": True, "neighbor": True}
+_DEFAULTS: dict[str, Value] = {"enabled": True, "neighbor": True, "force-to-port": "NONE"}
 """What a knob goes back to when its leaf leaves the configuration."""
 _LOOPBACK_TYPE = 24
 
@@ -105,6 +130,19 @@ class DeviceBackend(Protocol):
 
     def operational(self, device: str) -> Element:
         """State data for ``get``, merged over the running configuration."""
+        ...
+
+
+class CustomRpcBackend(DeviceBackend, Protocol):
+    """A backend that also answers RPCs outside the NETCONF base namespace."""
+
+    def custom_rpc(self, device: str, op: Element) -> Element | None:
+        """Run ``op`` (an RPC operation element) on ``device``; ``<data>``, or None for ``<ok/>``.
+
+        Raises:
+            RpcError: ``operation-not-supported`` for an operation it does not know,
+                or the operation failed.
+        """
         ...
 
 
@@ -200,6 +238,52 @@ class LabNetworkBackend:
         """The device's state containers (and list keys), for ``get``."""
         return self._tree(device, state=True)
 
+    def custom_rpc(self, device: str, op: Element) -> Element | None:
+        """The lab's own RPC: ``<restart-process><name>bgpd</name></restart-process>``.
+
+        Restarts a router's daemon (a new pid and start time; a runaway one calms
+        down). Not configuration: no datastore, lock or commit is involved.
+
+        Raises:
+            RpcError: ``operation-not-supported`` for any other operation or a device
+                without processes, ``missing-element`` without ``<name>``,
+                ``invalid-value`` for a process the router does not run.
+        """
+        qname = etree.QName(op)
+        if qname.namespace != LAB_SYSTEM_NS or qname.localname != "restart-process":
+            raise RpcError(
+                "operation-not-supported",
+                f"operation {qname.localname!r} in namespace {qname.namespace!r} is not supported",
+                error_type="protocol",
+                info=(("bad-element", qname.localname),),
+            )
+        role = self.network.device(device).role
+        if role is not Role.ROUTER:
+            raise RpcError(
+                "operation-not-supported",
+                f"{device} is a {role.value}; only routers have processes to restart",
+                error_type="protocol",
+                info=(("bad-element", "restart-process"),),
+            )
+        name = (op.findtext(f"{{{LAB_SYSTEM_NS}}}name") or "").strip()
+        if not name:
+            raise RpcError(
+                "missing-element",
+                "restart-process needs <name>, the process to restart (e.g. telemetryd)",
+                error_type="protocol",
+                info=(("bad-element", "name"),),
+            )
+        try:
+            self.network.restart_process(device, name)
+        except LabError as exc:
+            raise RpcError(
+                "invalid-value",
+                str(exc),
+                path="/restart-process/name",
+                info=(("bad-element", "name"),),
+            ) from exc
+        return None
+
     # Trees ---------------------------------------------------------------------
 
     def _tree(self, device: str, *, state: bool) -> Element:
@@ -209,8 +293,14 @@ class LabNetworkBackend:
             interfaces = net.interfaces(device)
             sessions = net.bgp_sessions(device)
             system = net.system(device) if state else None
+            processes = net.processes(device) if state else ()
             return router_tree(
-                self._facts(device, sessions), interfaces, sessions, system, state=state
+                self._facts(device, sessions),
+                interfaces,
+                sessions,
+                system,
+                state=state,
+                processes=processes,
             )
         snap = net.optical_snapshot()
         if role is Role.TRANSPONDER:
@@ -221,7 +311,12 @@ class LabNetworkBackend:
             )
             fec = self._count_fec(snap, ports) if state else {}
             return transponder_tree(
-                ports, clients, self._tx_targets(device, ports), fec, state=state
+                ports,
+                clients,
+                self._tx_targets(device, ports),
+                fec,
+                state=state,
+                aps=self._aps_modules(device, snap, ports),
             )
         if role is Role.AMPLIFIER:
             return amplifier_tree(snap.amplifiers[device], state=state)
@@ -256,6 +351,29 @@ class LabNetworkBackend:
                 value = round(quiet.line_ports[port.name].tx_power_dbm, 2)
             targets[port.name] = float(value)
         return targets
+
+    def _aps_modules(
+        self, device: str, snap: OpticalSnapshot, ports: list[LinePortState]
+    ) -> list[ApsModule]:
+        """A protection switch per line port heading a protected wavelength.
+
+        ``force-to-port`` reads as last applied while the model agrees with it
+        (PRIMARY and NONE both mean the working path); when the model moved
+        behind NETCONF's back (a direct ``set_protection``), it reads what the
+        model does, so the datastore sees the drift.
+        """
+        with self._lock:
+            applied = self._applied.get(device, {})
+        out = []
+        for port in ports:
+            ch = snap.channels.get(port.channel) if port.channel else None
+            if ch is None or ch.a_port != port.name or not ch.protection_ab:
+                continue
+            force = str(applied.get(("force-to-port", port.name), "NONE"))
+            if (force == "SECONDARY") != ch.on_protection:
+                force = "SECONDARY" if ch.on_protection else "NONE"
+            out.append(ApsModule(port.name, force, ch.on_protection))
+        return out
 
     def _count_fec(self, snap: OpticalSnapshot, ports: list[LinePortState]) -> dict[str, int]:
         """Integrate each port's uncorrectable-block rate into a counter, from its first read."""
@@ -373,7 +491,8 @@ class LabNetworkBackend:
     ) -> None:
         snap = self.network.optical_snapshot()
         ports = {p.name: p for p in _line_ports(snap, device)}
-        known = set(ports) | {transceiver_name(p) for p in ports}
+        aps = {m.name: m for m in self._aps_modules(device, snap, list(ports.values()))}
+        known = set(ports) | {transceiver_name(p) for p in ports} | set(aps)
         known |= {c.name for c in snap.client_ports.values() if c.transponder == device}
         for comp in config.iterfind(f"{_PLAT}components/{_PLAT}component"):
             name = _key(comp, _PLAT, "name")
@@ -412,6 +531,8 @@ class LabNetworkBackend:
                     "it is always ENABLED",
                     f"{path}/config/admin-state",
                 )
+        for module in config.iterfind(f"{_APS}aps/{_APS}aps-modules/{_APS}aps-module"):
+            _aps_settings(device, aps, module, out)
 
     def _amplifier_settings(self, device: str, config: Element, out: dict[Setting, Value]) -> None:
         amp = self.network.optical_snapshot().amplifiers[device]
@@ -467,6 +588,7 @@ class LabNetworkBackend:
             "neighbor": lambda d, t, v: net.set_bgp_neighbor(d, t, enabled=bool(v)),
             "gain": lambda d, t, v: net.set_amplifier_gain(t, float(v)),
             "tx-power": lambda d, t, v: net.set_tx_power(t, float(v)),
+            "force-to-port": lambda d, t, v: net.set_protection(t, secondary=v == "SECONDARY"),
         }
         return knobs[knob]
 
@@ -480,6 +602,7 @@ _SYS = f"{{{OC_SYSTEM_NS}}}"
 _PLAT = f"{{{OC_PLATFORM_NS}}}"
 _TERM = f"{{{OC_TERMINAL_DEVICE_NS}}}"
 _AMP = f"{{{OC_AMPLIFIER_NS}}}"
+_APS = f"{{{OC_LINE_PROTECTION_NS}}}"
 
 
 def _invalid(message: str, path: str) -> RpcError:
@@ -675,6 +798,37 @@ def _optical_channel_settings(
             f"{path}/target-output-power",
         )
     out[("tx-power", port.name)] = power
+
+
+def _aps_settings(
+    device: str, modules: Mapping[str, ApsModule], entry: Element, out: dict[Setting, Value]
+) -> None:
+    name = _key(entry, _APS, "name")
+    path = f"/aps/aps-modules/aps-module[name='{name}']"
+    module = modules.get(name)
+    if module is None:
+        have = ", ".join(sorted(modules)) or "none: it heads no protected wavelength"
+        raise _invalid(f"{device} has no protection switch {name!r} (it has: {have})", path)
+    box = entry.find(f"{_APS}config")
+    if box is None:
+        return
+    box_path = f"{path}/config"
+    _same_key(box, _APS, "name", name, box_path)
+    if _bool_leaf(box, _APS, "revertive", box_path):
+        raise _invalid(
+            f"{name} switches only by hand in the lab: revertive must be false",
+            f"{box_path}/revertive",
+        )
+    force = box.findtext(f"{_APS}force-to-port")
+    if force is None:
+        return
+    value = force.strip()
+    if value not in APS_FORCE:
+        raise _invalid(
+            f"force-to-port must be one of {', '.join(APS_FORCE)}, not {value!r}",
+            f"{box_path}/force-to-port",
+        )
+    out[("force-to-port", module.line_port)] = value
 
 
 def _line_ports(snap: OpticalSnapshot, transponder: str) -> list[LinePortState]:

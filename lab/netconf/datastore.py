@@ -6,7 +6,9 @@ namespace, and implements the RFC 6241 operations on them: ``get``,
 ``get-config`` (with subtree filters), ``edit-config``, ``lock``,
 ``unlock``, ``commit`` (with confirmed commit, RFC 6241 section 8.4),
 ``cancel-commit``, ``discard-changes`` and ``validate``. Failures are
-:class:`RpcError`, which the server turns into ``<rpc-error>``.
+:class:`RpcError`, which the server turns into ``<rpc-error>``. Operations in
+other namespaces go to the backend's ``custom_rpc`` when it has one
+(:class:`lab.netconf.backend.CustomRpcBackend`).
 
 Time only enters through a :class:`Scheduler`, so tests drive the
 confirmed-commit timer with a fake one instead of sleeping.
@@ -485,6 +487,10 @@ class Datastore:
         Raises:
             RpcError: the operation is unknown, malformed or fails.
         """
+        custom = getattr(self._backend, "custom_rpc", None)
+        if isinstance(op.tag, str) and etree.QName(op).namespace != BASE_NS and custom:
+            # Not configuration (a lab action such as restart-process): the backend's.
+            return custom(self.device, op)
         if not isinstance(op.tag, str) or etree.QName(op).namespace != BASE_NS:
             name = etree.QName(op).localname if isinstance(op.tag, str) else "?"
             raise _protocol_error(
@@ -493,6 +499,9 @@ class Datastore:
                 info=(("bad-element", name),),
             )
         name = etree.QName(op).localname
+        # Running must show what the device runs before anything reads or edits it:
+        # a discard-changes or a commit on a stale copy would undo nothing of a drift.
+        self._adopt_drift()
         if name == "get":
             return self.get(_filter_param(op))
         if name == "get-config":

@@ -16,12 +16,17 @@ What each role serves (paths without module prefixes):
   ``afi-safis/afi-safi[IPV4_UNICAST]``) and ``protocol[ISIS]/isis``
   (``interfaces/interface[interface-id]/levels/level[2]`` with
   ``afi-safi/af[IPV4,UNICAST]/config/metric`` and ``adjacencies``), and
-  ``system`` (hostname, ``cpus/cpu[ALL]``, ``memory``).
+  ``system`` (hostname, ``cpus/cpu[ALL]``, ``memory``, and the daemons as
+  ``processes/process[pid]`` from openconfig-procmon).
 - **transponder**: ``components/component[name]`` (openconfig-platform): one
   ``OPTICAL_CHANNEL`` per line port, named after it (``xp-a1:line1``), with
   ``optical-channel`` (openconfig-terminal-device); a ``TRANSCEIVER``
   (``xp-a1:line1-transceiver``) with its temperature; a ``PORT`` per client;
-  and ``terminal-device/logical-channels/channel[index]`` with OTN state.
+  and ``terminal-device/logical-channels/channel[index]`` with OTN state. At
+  the head end of a protected wavelength, its protection switch:
+  ``aps/aps-modules/aps-module[name]`` (openconfig-transport-line-protection,
+  named ``aps-line1`` after the line port, with a component of that name) with
+  ``config/force-to-port`` and ``state/active-path``.
 - **amplifier**: ``optical-amplifier/amplifiers/amplifier[name]``
   (openconfig-optical-amplifier).
 - **roadm**: a ``PORT`` component per degree with
@@ -43,11 +48,13 @@ from typing import Any
 from lxml import etree
 
 from lab.netconf.datastore import BASE_NS
-from lab.network import BgpSessionState, InterfaceState, SystemState
+from lab.network import BgpSessionState, InterfaceState, ProcessState, SystemState
 from lab.optical import AmplifierState, ClientPortState, LinePortState, RoadmState
 
 __all__ = [
     "AMP_TYPES",
+    "APS_FORCE",
+    "APS_TYPES",
     "BGP_TYPES",
     "IANA_IF_TYPE",
     "ISIS_TYPES",
@@ -57,6 +64,7 @@ __all__ = [
     "OC_INTERFACES_NS",
     "OC_IP_NS",
     "OC_LINE_COMMON_NS",
+    "OC_LINE_PROTECTION_NS",
     "OC_NETWORK_INSTANCE_NS",
     "OC_PLATFORM_NS",
     "OC_SYSTEM_NS",
@@ -65,8 +73,10 @@ __all__ = [
     "PLATFORM_TYPES",
     "POLICY_TYPES",
     "TRANSPORT_TYPES",
+    "ApsModule",
     "RouterFacts",
     "amplifier_tree",
+    "aps_module_name",
     "esnr_db",
     "frequency_mhz",
     "identity_name",
@@ -88,6 +98,7 @@ OC_TERMINAL_DEVICE_NS = "http://openconfig.net/yang/terminal-device"
 OC_AMPLIFIER_NS = "http://openconfig.net/yang/optical-amplfier"
 """Sic: openconfig-optical-amplifier's namespace has carried this typo since its first release."""
 OC_LINE_COMMON_NS = "http://openconfig.net/yang/transport-line-common"
+OC_LINE_PROTECTION_NS = "http://openconfig.net/yang/optical-transport-line-protection"
 
 # Identity modules as (prefix, namespace).
 IANA_IF_TYPE = ("ianaift", "urn:ietf:params:xml:ns:yang:iana-if-type")
@@ -98,6 +109,9 @@ ISIS_TYPES = ("oc-isis-types", "http://openconfig.net/yang/isis-types")
 PLATFORM_TYPES = ("oc-platform-types", "http://openconfig.net/yang/platform-types")
 TRANSPORT_TYPES = ("oc-opt-types", "http://openconfig.net/yang/transport-types")
 AMP_TYPES = ("oc-opt-amp", OC_AMPLIFIER_NS)
+APS_TYPES = ("oc-line-protect", OC_LINE_PROTECTION_NS)
+APS_FORCE = ("NONE", "PRIMARY", "SECONDARY")
+"""openconfig-transport-line-protection's ``force-to-port`` enumeration."""
 
 DEFAULT_INSTANCE = "DEFAULT"
 ISIS_LEVEL = "2"
@@ -127,10 +141,12 @@ LIST_KEYS: Mapping[str, tuple[str, ...]] = {
     _q(OC_NETWORK_INSTANCE_NS, "af"): ("afi-name", "safi-name"),
     _q(OC_NETWORK_INSTANCE_NS, "adjacency"): ("system-id",),
     _q(OC_SYSTEM_NS, "cpu"): ("index",),
+    _q(OC_SYSTEM_NS, "process"): ("pid",),
     _q(OC_PLATFORM_NS, "component"): ("name",),
     _q(OC_TERMINAL_DEVICE_NS, "channel"): ("index",),
     _q(OC_TERMINAL_DEVICE_NS, "assignment"): ("index",),
     _q(OC_AMPLIFIER_NS, "amplifier"): ("name",),
+    _q(OC_LINE_PROTECTION_NS, "aps-module"): ("name",),
 }
 """Key leaves of every list entry served, by Clark name of the entry."""
 
@@ -187,6 +203,7 @@ XCVR = _Ns(OC_TRANSCEIVER_NS)
 TERM = _Ns(OC_TERMINAL_DEVICE_NS)
 AMP = _Ns(OC_AMPLIFIER_NS)
 LINE = _Ns(OC_LINE_COMMON_NS)
+APS = _Ns(OC_LINE_PROTECTION_NS)
 
 
 def _data() -> Element:
@@ -237,6 +254,29 @@ def transceiver_name(line_port: str) -> str:
     return f"{line_port}-transceiver"
 
 
+def aps_module_name(line_port: str) -> str:
+    """The protection switch of line port ``line_port``: ``xp-a1:line1`` → ``aps-line1``."""
+    return f"aps-{line_port.rpartition(':')[2]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApsModule:
+    """A wavelength's 1:1 protection switch at its head-end line port.
+
+    ``force_to_port`` is the configured ``NONE``, ``PRIMARY`` or ``SECONDARY``
+    (switching is manual: NONE keeps the working path); ``secondary`` says the
+    light takes the protection path now.
+    """
+
+    line_port: str
+    force_to_port: str
+    secondary: bool
+
+    @property
+    def name(self) -> str:
+        return aps_module_name(self.line_port)
+
+
 # Routers -----------------------------------------------------------------------------
 
 
@@ -263,10 +303,11 @@ def router_tree(
     system: SystemState | None,
     *,
     state: bool,
+    processes: Sequence[ProcessState] = (),
 ) -> Element:
     """A router's interfaces, default network instance (BGP, IS-IS) and system.
 
-    ``system`` is only read with ``state=True``.
+    ``system`` and ``processes`` are only read with ``state=True``.
     """
     data = _data()
     _interfaces(data, interfaces, facts, state)
@@ -285,7 +326,26 @@ def router_tree(
         SYS(mem, "physical", str(system.mem_total_kb * 1024))
         SYS(mem, "used", str(system.mem_used_kb * 1024))
         SYS(mem, "free", str((system.mem_total_kb - system.mem_used_kb) * 1024))
+        _processes(sys_root, processes, system.mem_total_kb * 1024)
     return data
+
+
+def _processes(sys_root: Element, processes: Sequence[ProcessState], mem_bytes: int) -> None:
+    """``system/processes`` (openconfig-procmon, used by openconfig-system): state only."""
+    if not processes:
+        return
+    table = SYS(sys_root, "processes")
+    for proc in processes:
+        entry = SYS(table, "process")
+        SYS(entry, "pid", str(proc.pid))
+        box = SYS(entry, "state")
+        SYS(box, "pid", str(proc.pid))
+        SYS(box, "name", proc.name)
+        SYS(box, "start-time", str(round(proc.start_time * 1e9)))
+        # oc-types:percentage is a uint8 0..100.
+        SYS(box, "cpu-utilization", str(min(100, max(0, round(proc.cpu_pct)))))
+        SYS(box, "memory-usage", str(proc.mem_bytes))
+        SYS(box, "memory-utilization", str(min(100, round(100 * proc.mem_bytes / mem_bytes))))
 
 
 def _interfaces(
@@ -456,12 +516,15 @@ def transponder_tree(
     fec_blocks: Mapping[str, int],
     *,
     state: bool,
+    aps: Sequence[ApsModule] = (),
 ) -> Element:
-    """A transponder's platform components and terminal-device logical channels.
+    """A transponder's platform components, terminal-device logical channels and
+    protection switches.
 
     ``tx_targets`` is each line port's configured output power;
     ``fec_blocks`` its uncorrectable-block counter (read with ``state=True``).
-    Logical channel ``n`` is the OTN signal of the ``n``-th line port.
+    Logical channel ``n`` is the OTN signal of the ``n``-th line port. ``aps``
+    holds a protection switch for each line port that heads a protected wavelength.
     """
     box_name = "state" if state else "config"
     data = _data()
@@ -508,6 +571,15 @@ def transponder_tree(
                 box, "oper-status", PLATFORM_TYPES, "ACTIVE" if client.oper_up else "INACTIVE"
             )
 
+    for module in aps:
+        comp = PLAT(components, "component")
+        PLAT(comp, "name", module.name)
+        box = PLAT(comp, box_name)
+        PLAT(box, "name", module.name)
+        if state:
+            PLAT(box, "description", f"1:1 protection switch of {module.line_port}")
+            PLAT.ident(box, "oper-status", PLATFORM_TYPES, "ACTIVE")
+
     channels = TERM(TERM.top(data, "terminal-device"), "logical-channels")
     for index, port in enumerate(line_ports, start=1):
         channel = TERM(channels, "channel")
@@ -531,7 +603,23 @@ def transponder_tree(
         TERM(a_box, "assignment-type", "OPTICAL_CHANNEL")
         TERM(a_box, "optical-channel", port.name)
         TERM(a_box, "allocation", "400")
+    if aps:
+        _aps(data, aps, state)
     return data
+
+
+def _aps(data: Element, modules: Sequence[ApsModule], state: bool) -> None:
+    """openconfig-transport-line-protection: manual, non-revertive 1:1 switches."""
+    table = APS(APS.top(data, "aps"), "aps-modules")
+    for module in modules:
+        entry = APS(table, "aps-module")
+        APS(entry, "name", module.name)
+        box = APS(entry, "state" if state else "config")
+        APS(box, "name", module.name)
+        APS(box, "revertive", "false")
+        APS(box, "force-to-port", module.force_to_port)
+        if state:
+            APS.ident(box, "active-path", APS_TYPES, "SECONDARY" if module.secondary else "PRIMARY")
 
 
 # Amplifiers and ROADMs --------------------------------------------------------------------

@@ -33,7 +33,13 @@ from lxml import etree
 
 from autonoc.core.errors import LabError
 from lab.loop import LoopThread
-from lab.netconf.backend import OC_INTERFACES_NS, DeviceBackend, LabNetworkBackend
+from lab.netconf.backend import (
+    LAB_SYSTEM_MODULE,
+    LAB_SYSTEM_NS,
+    OC_INTERFACES_NS,
+    DeviceBackend,
+    LabNetworkBackend,
+)
 from lab.netconf.datastore import (
     BASE_NS,
     MAX_MESSAGE_BYTES,
@@ -69,6 +75,10 @@ CAPABILITIES: tuple[str, ...] = (
     # The namespace's spelling is the official module's own.
     "http://openconfig.net/yang/optical-amplfier?module=openconfig-optical-amplifier",
     "http://openconfig.net/yang/transport-line-common?module=openconfig-transport-line-common",
+    "http://openconfig.net/yang/optical-transport-line-protection"
+    "?module=openconfig-transport-line-protection&revision=2018-07-25",
+    "http://openconfig.net/yang/system/procmon?module=openconfig-procmon&revision=2017-01-29",
+    f"{LAB_SYSTEM_NS}?module={LAB_SYSTEM_MODULE[0]}&revision={LAB_SYSTEM_MODULE[1]}",
 )
 """What every session's hello advertises."""
 

@@ -146,6 +146,9 @@ class LinePort:
 
 @dataclass(slots=True)
 class Channel:
+    """A wavelength. ``path_*`` is its working path, ``protect_*`` its 1:1 protection path
+    (empty when it has none); ``on_protection`` says which one the light takes."""
+
     name: str
     index: int
     grid_ghz: float
@@ -154,9 +157,24 @@ class Channel:
     path_ab: tuple[str, ...]
     path_ba: tuple[str, ...]
     carries: tuple[str, str] | None
+    protect_ab: tuple[str, ...] = ()
+    protect_ba: tuple[str, ...] = ()
+    on_protection: bool = False
 
     def frequency_thz(self) -> float:
         return GRID_ANCHOR_THZ + self.index * self.grid_ghz / 1000.0
+
+    def active_ab(self) -> tuple[str, ...]:
+        """The spans the light crosses from A to B now."""
+        return self.protect_ab if self.on_protection else self.path_ab
+
+    def active_ba(self) -> tuple[str, ...]:
+        """The spans the light crosses from B to A now."""
+        return self.protect_ba if self.on_protection else self.path_ba
+
+    def all_spans(self) -> tuple[str, ...]:
+        """Every span the channel may use: working and protection, both ways."""
+        return self.path_ab + self.path_ba + self.protect_ab + self.protect_ba
 
 
 @dataclass(slots=True)

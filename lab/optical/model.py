@@ -191,15 +191,20 @@ class OpticalNetwork:
         *,
         grid_ghz: float = 100.0,
         carries: tuple[str, str] | None = None,
+        protection: list[str] | None = None,
     ) -> None:
         """Add a wavelength from line port A to B over ``path`` (ordered spans, A→B).
 
         The way back uses the opposite span of each hop. The frequency is
-        193.1 THz + ``index`` × grid spacing.
+        193.1 THz + ``index`` × grid spacing. ``protection`` is an optional 1:1
+        protection path (ordered spans, A→B) sharing no span with ``path`` in
+        either direction; the channel starts on ``path`` and moves only when
+        :meth:`set_protection` says so. Its spectrum is reserved on both paths.
 
         Raises:
             LabError: unknown ports or spans, a path that does not join A's ROADM
-                to B's, a port already in use, or a frequency already used on a span.
+                to B's, a protection path that shares a span with the working
+                one, a port already in use, or a frequency already used on a span.
         """
         with self._lock:
             if name in self._channels:
@@ -210,25 +215,39 @@ class OpticalNetwork:
             for port in (a, b):
                 if port.channel is not None:
                     raise LabError(f"line port {port.name!r} already carries {port.channel!r}")
-            spans = [self._span(s) for s in path]
-            if not spans:
-                raise LabError(f"channel {name!r}: the path has no spans")
-            here = a.roadm
-            for span in spans:
-                if span.src.roadm != here:
-                    raise LabError(f"channel {name!r}: span {span.name!r} does not leave {here!r}")
-                here = span.dst.roadm
-            if here != b.roadm:
-                raise LabError(f"channel {name!r}: the path ends at {here!r}, not {b.roadm!r}")
-            back = [self._reverse_span(s).name for s in reversed(spans)]
+            spans = self._path(name, "path", path, a, b)
+            back = tuple(self._reverse_span(s).name for s in reversed(spans))
+            protect_ab: tuple[str, ...] = ()
+            protect_ba: tuple[str, ...] = ()
+            if protection is not None:
+                p_spans = self._path(name, "protection path", protection, a, b)
+                p_back = [self._reverse_span(s) for s in reversed(p_spans)]
+                working = spans + [self._spans[s] for s in back]
+                shared = {s.name for s in working} & {s.name for s in p_spans + p_back}
+                if shared:
+                    raise LabError(
+                        f"channel {name!r}: the protection path shares span "
+                        f"{sorted(shared)[0]!r} with the working path; route it the other way"
+                    )
+                protect_ab = tuple(protection)
+                protect_ba = tuple(s.name for s in p_back)
             channel = Channel(
-                name, index, grid_ghz, a.name, b.name, tuple(path), tuple(back), carries
+                name,
+                index,
+                grid_ghz,
+                a.name,
+                b.name,
+                tuple(path),
+                back,
+                carries,
+                protect_ab=protect_ab,
+                protect_ba=protect_ba,
             )
             f = channel.frequency_thz()
             if not C_BAND_THZ[0] <= f <= C_BAND_THZ[1]:
                 raise LabError(f"channel {name!r}: {f:.3f} THz is outside the C band")
             for other in self._channels.values():
-                shared = set(other.path_ab + other.path_ba) & set(channel.path_ab + channel.path_ba)
+                shared = set(other.all_spans()) & set(channel.all_spans())
                 gap_ghz = abs(other.frequency_thz() - f) * 1000.0
                 if shared and gap_ghz < (grid_ghz + other.grid_ghz) / 2.0 - 1e-6:
                     raise LabError(
@@ -236,6 +255,24 @@ class OpticalNetwork:
                     )
             self._channels[name] = channel
             a.channel = b.channel = name
+
+    def _path(
+        self, channel: str, what: str, path: list[str], a: LinePort, b: LinePort
+    ) -> list[Span]:
+        """The spans of ``path``, checked to run from ``a``'s ROADM to ``b``'s."""
+        spans = [self._span(s) for s in path]
+        if not spans:
+            raise LabError(f"channel {channel!r}: the {what} has no spans")
+        here = a.roadm
+        for span in spans:
+            if span.src.roadm != here:
+                raise LabError(
+                    f"channel {channel!r}: {what} span {span.name!r} does not leave {here!r}"
+                )
+            here = span.dst.roadm
+        if here != b.roadm:
+            raise LabError(f"channel {channel!r}: the {what} ends at {here!r}, not {b.roadm!r}")
+        return spans
 
     def commission(self) -> None:
         """Set EDFA gains and WSS attenuations for the current topology, as at turn-up.
@@ -253,7 +290,8 @@ class OpticalNetwork:
             for port in self._line_ports.values():
                 port.commissioned_tx_dbm = port.tx_set_dbm
             for ch in self._channels.values():
-                for tx, _rx, path in self._directions(ch):
+                # The protection path is commissioned too, so a switch lands on set powers.
+                for tx, _rx, path in self._directions(ch, every=True):
                     p_wss = self._line_ports[tx].tx()[0] - ADD_LOSS_DB
                     for name in path:
                         span = self._spans[name]
@@ -270,7 +308,11 @@ class OpticalNetwork:
     # Queries --------------------------------------------------------------
 
     def channels_on_span(self, span: str) -> tuple[str, ...]:
-        """Channels crossing ``span`` in either of their directions, in creation order."""
+        """Channels whose light crosses ``span`` in either direction now, in creation order.
+
+        A channel switched to its protection path crosses that path's spans, not its
+        working path's.
+        """
         with self._lock:
             self._span(span)
             return self._channels_through(span)
@@ -389,13 +431,16 @@ class OpticalNetwork:
             self._clear_faults()
 
     def reset(self) -> None:
-        """Clear every fault and restore commissioned gains and tx powers."""
+        """Clear every fault, restore commissioned gains and tx powers, and put every
+        protected channel back on its working path."""
         with self._lock:
             self._clear_faults()
             for amp in self._amps.values():
                 amp.target_gain_db = amp.commissioned_gain_db
             for port in self._line_ports.values():
                 port.tx_set_dbm = port.commissioned_tx_dbm
+            for ch in self._channels.values():
+                ch.on_protection = False
 
     # Remediation knobs ----------------------------------------------------
 
@@ -417,6 +462,34 @@ class OpticalNetwork:
                     f"[{a.min_gain_db}, {a.max_gain_db}] dB"
                 )
             a.target_gain_db = db
+
+    def set_protection(self, port: str, secondary: bool) -> str:
+        """Switch the channel whose head end is line port ``port`` to its protection path
+        (``secondary``) or back to its working path; returns the channel's name.
+
+        1:1 bidirectional protection, switched by hand only: the head-end (A)
+        transponder holds the switch and the far end follows over APS signalling,
+        so both directions move together. Nothing switches by itself, not even
+        on a fibre cut: that is an operator's (or a playbook's) call.
+
+        Raises:
+            LabError: ``port`` carries no channel, is not its head end, or the
+                channel has no protection path.
+        """
+        with self._lock:
+            ch = self._head_end(port)
+            ch.on_protection = secondary
+            return ch.name
+
+    def protection(self, port: str) -> tuple[str, bool] | None:
+        """``(channel, on protection)`` for the protected channel whose head end is ``port``,
+        else None (no channel, not the head end, or no protection path)."""
+        with self._lock:
+            p = self._line_port(port)
+            ch = self._channels.get(p.channel) if p.channel else None
+            if ch is None or ch.a_port != port or not ch.protect_ab:
+                return None
+            return ch.name, ch.on_protection
 
     def set_tx_power(self, port: str, dbm: float) -> None:
         """Set line port ``port``'s tx power.
@@ -488,8 +561,33 @@ class OpticalNetwork:
         except KeyError:
             raise LabError(f"no optical lab line port {name!r} (use 'transponder:lineN')") from None
 
-    def _directions(self, ch: Channel) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
-        return ((ch.a_port, ch.b_port, ch.path_ab), (ch.b_port, ch.a_port, ch.path_ba))
+    def _head_end(self, port: str) -> Channel:
+        p = self._line_port(port)
+        ch = self._channels.get(p.channel) if p.channel else None
+        if ch is None:
+            raise LabError(f"line port {port!r} carries no channel: nothing to protect")
+        if ch.a_port != port:
+            raise LabError(
+                f"{port!r} is the far end of {ch.name!r}; its protection switch is at the "
+                f"head end {ch.a_port!r}"
+            )
+        if not ch.protect_ab:
+            raise LabError(f"channel {ch.name!r} has no protection path to switch to")
+        return ch
+
+    def _directions(
+        self, ch: Channel, *, every: bool = False
+    ) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+        """``(tx port, rx port, spans)`` of each way the light goes now; with ``every``,
+        of the protection path's two ways as well."""
+        out: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+            (ch.a_port, ch.b_port, ch.active_ab()),
+            (ch.b_port, ch.a_port, ch.active_ba()),
+        )
+        if every and ch.protect_ab:
+            other = (ch.path_ab, ch.path_ba) if ch.on_protection else (ch.protect_ab, ch.protect_ba)
+            out += ((ch.a_port, ch.b_port, other[0]), (ch.b_port, ch.a_port, other[1]))
+        return out
 
     @staticmethod
     def _tilt(amp: Amp, ch: Channel) -> float:
@@ -581,7 +679,9 @@ class OpticalNetwork:
 
     def _channels_through(self, span: str) -> tuple[str, ...]:
         return tuple(
-            c.name for c in self._channels.values() if span in c.path_ab or span in c.path_ba
+            c.name
+            for c in self._channels.values()
+            if span in c.active_ab() or span in c.active_ba()
         )
 
     def _noise(self, key: str, t: float, amplitude: float, enabled: bool) -> float:
@@ -655,9 +755,12 @@ class OpticalNetwork:
                 b_port=c.b_port,
                 path_ab=c.path_ab,
                 path_ba=c.path_ba,
-                length_km=sum(self._spans[s].length_km for s in c.path_ab),
+                length_km=sum(self._spans[s].length_km for s in c.active_ab()),
                 carries=c.carries,
                 oper_up=line_ports[c.a_port].oper_up and line_ports[c.b_port].oper_up,
+                protection_ab=c.protect_ab,
+                protection_ba=c.protect_ba,
+                on_protection=c.on_protection,
             )
             for c in self._channels.values()
         }

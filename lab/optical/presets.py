@@ -6,10 +6,13 @@ roadm-a, p1 at roadm-b, pe2 at roadm-c, p2 at roadm-d. Each IP link rides one
 
     roadm-a ── roadm-b ── roadm-c ── roadm-d ── (back to roadm-a)
 
-    och-1  pe1:eth1 ↔ p1:eth1    a→b
-    och-2  p1:eth2  ↔ p2:eth1    b→c→d
-    och-3  p2:eth2  ↔ pe2:eth1   d→c
-    och-4  pe2:eth2 ↔ pe1:eth2   c→d→a
+    och-1  pe1:eth1 ↔ p1:eth1    a→b      protection a→d→c→b
+    och-2  p1:eth2  ↔ p2:eth1    b→c→d    protection b→a→d
+    och-3  p2:eth2  ↔ pe2:eth1   d→c      protection d→a→b→c
+    och-4  pe2:eth2 ↔ pe1:eth2   c→d→a    protection c→b→a
+
+Every channel has a 1:1 protection path the other way round the ring,
+switched by hand at its head end (the first transponder named).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from lab.optical.model import OpticalNetwork
 
-__all__ = ["build_metro_ring"]
+__all__ = ["build_metro_ring", "other_way"]
 
 _SITES = ("a", "b", "c", "d")
 
@@ -67,5 +70,24 @@ def build_metro_ring(network: OpticalNetwork) -> None:
             )
     for name, index, (a, b), sites, carries in _CHANNELS:
         path = [f"span-{s}-{t}" for s, t in itertools.pairwise(sites)]
-        network.add_channel(name, index, f"{a}:line1", f"{b}:line1", path, carries=carries)
+        protection = [f"span-{s}-{t}" for s, t in itertools.pairwise(other_way(sites, _SITES))]
+        network.add_channel(
+            name, index, f"{a}:line1", f"{b}:line1", path, carries=carries, protection=protection
+        )
     network.commission()
+
+
+def other_way(path: str | tuple[str, ...], ring: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The sites from ``path``'s first to its last going the other way round ``ring``.
+
+    ``other_way("ab", "abcd")`` is ``("a", "d", "c", "b")``.
+    """
+    n = len(ring)
+    start, end = ring.index(path[0]), ring.index(path[-1])
+    step = -1 if ring[(start + 1) % n] == path[1] else 1
+    sites = [ring[start]]
+    i = start
+    while i != end:
+        i = (i + step) % n
+        sites.append(ring[i])
+    return tuple(sites)

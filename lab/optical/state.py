@@ -180,8 +180,11 @@ class ClientPortState:
 class ChannelState:
     """A bidirectional wavelength between two line ports.
 
-    ``path_ab`` is the ordered spans from A to B; ``path_ba`` the way back.
-    ``carries`` names the IP link riding it, as two ``device:ifname`` ends.
+    ``path_ab`` is the ordered spans of its working path from A to B; ``path_ba``
+    the way back. ``protection_ab``/``protection_ba`` are its 1:1 protection path
+    (empty when it has none) and ``on_protection`` says the light takes it now
+    (:attr:`active_ab`, :attr:`active_ba`); ``length_km`` is that of the path in
+    use. ``carries`` names the IP link riding it, as two ``device:ifname`` ends.
     """
 
     name: str
@@ -195,6 +198,19 @@ class ChannelState:
     length_km: float
     carries: tuple[str, str] | None
     oper_up: bool
+    protection_ab: tuple[str, ...] = ()
+    protection_ba: tuple[str, ...] = ()
+    on_protection: bool = False
+
+    @property
+    def active_ab(self) -> tuple[str, ...]:
+        """The spans the light crosses from A to B now."""
+        return self.protection_ab if self.on_protection else self.path_ab
+
+    @property
+    def active_ba(self) -> tuple[str, ...]:
+        """The spans the light crosses from B to A now."""
+        return self.protection_ba if self.on_protection else self.path_ba
 
 
 @dataclass(frozen=True, slots=True)
