@@ -9,6 +9,7 @@ import pytest
 from autonoc.core.errors import LabError
 from lab.faults import FaultKind
 from lab.scenario import Scenario, load_scenario, run_scenario, scenario_files
+from playbooks.base import Catalog
 
 
 def test_one_shipped_scenario_per_fault_kind_and_a_healthy_one() -> None:
@@ -21,6 +22,15 @@ def test_one_shipped_scenario_per_fault_kind_and_a_healthy_one() -> None:
         if s.faults:
             assert s.expect.root_cause is not None
             assert s.expect.root_cause.kind == s.faults[0].kind
+
+
+def test_every_expected_remediation_is_a_catalog_playbook_for_that_fault() -> None:
+    catalog = Catalog.load()
+    for path in scenario_files():
+        scenario = load_scenario(path)
+        for name in scenario.expect.remediation:
+            spec = catalog.get(name)  # raises on a name the catalog does not have
+            assert scenario.faults[0].kind.value in spec.fault_kinds, (path.name, name)
 
 
 def test_every_shipped_fault_target_exists_in_its_topology() -> None:
