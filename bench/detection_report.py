@@ -34,6 +34,32 @@ JUSTIFY_PLACEHOLDER = (
 )
 
 
+CISCO_NOTE = """\
+**Why alarms stay on here, and why the event target says little.** Two things, both in the
+data rather than in one detector:
+
+1. *The training block is not quiet at its start.* Its first ~10 rows (100 s) are the aftermath
+   of the BFD break that opens the capture: traffic on HundredGigE0/0/0/1 drains from 715 k to
+   124 k packets/s. With 114 training rows, the 0.99 quantile of training scores is that
+   transient (`forecast`'s threshold is 57 against a median training score of 0.7), so only
+   very large changes alarm, and the second shutdown of HundredGigE0/0/0/10 (its traffic to 0,
+   one more BFD session down) stays under it.
+2. *The test visits states training never saw.* After each `enable_bfd` (two spans of 40 min,
+   half the test time) the session to spine4 is up and traffic moves onto HundredGigE0/0/0/16
+   (from ~500 bit/s to 6.7 Gbit/s). Every detector fitted on the 19 minutes with BFD broken
+   alarms through the whole span; those alarm episodes run into the next labelled event, so
+   they are never counted false, and the events inside them count as found.
+
+Checked outside the report (seed 0): training from the 13th training row on, past the
+transient, lowers `forecast`'s threshold to 5.7 and raises its alarm rate from 0.55 to 0.95
+(`robust_z` 0.51 to 0.93; `pca` and `iforest` stay at 1.0), all 8 events "found". No threshold
+calibrated on this block separates the events from the new states; meeting the target honestly
+needs training data that covers the router's normal states (BFD up and down, all interfaces
+up), i.e. a longer capture, or a detector that re-learns normal after an operator acknowledges
+a state change. The new-alarm recall column shows what an operator would be told of: alarms
+that start within 60 s of an event."""
+
+
 @dataclass(frozen=True)
 class DevSet:
     key: str
@@ -43,6 +69,7 @@ class DevSet:
     load: Callable[[Path], list[datasets.Series]]
     per_hour: bool = False
     plot_series: int = 1
+    note: str = ""
 
 
 DEV_SETS = (
@@ -94,6 +121,7 @@ DEV_SETS = (
         "the BFD session to spine4); an event is found by an alarm within 60 s of it",
         lambda d: [datasets.load_cisco(d / "cisco-ios-xr" / "dataset11")],
         per_hour=True,
+        note=CISCO_NOTE,
     ),
 )
 
@@ -114,6 +142,8 @@ def _table(dev: DevSet, report: dict[str, Any]) -> list[str]:
     if multi:
         head.append("± series")
     head += ["AUC-PR", "F1", "P", "R", "event recall", "delay s"]
+    if dev.per_hour:
+        head.append("new-alarm recall")
     head.append("false alarms / h" if dev.per_hour else "false alarms / day")
     head.append("alarm rate")
     if dev.kind == "nab":
@@ -143,12 +173,41 @@ def _table(dev: DevSet, report: dict[str, Any]) -> list[str]:
             _fmt(row["recall_mean"]),
             found,
             _fmt(row["detection_delay_s_mean"], 0),
+            *([_fmt(row["event_recall_onset"], 2)] if dev.per_hour else []),
             _fmt(fa, 2),
             _fmt(row["alarm_rate_mean"], 3),
         ]
         if dev.kind == "nab":
             cells.append(_pm(row["nab_score"], row.get("nab_score_seed_std"), 1))
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _targets(dev: DevSet, best: dict[str, Any] | None, models: list[dict[str, Any]]) -> list[str]:
+    """One line per model: the VUS-PR target (and Cisco's event target), met or missed."""
+    lines = []
+    for m in models:
+        if best is not None and m["vus_pr_mean"] is not None:
+            met = m["vus_pr_mean"] > best["vus_pr_mean"]
+            ceiling = min(m["vus_pr_mean"], best["vus_pr_mean"]) >= 0.9995
+            verdict = "**met**" if met else "**missed**"
+            lines.append(
+                f"- {dev.title}: `{m['detector']}` VUS-PR {_fmt(m['vus_pr_mean'])} vs best "
+                f"baseline `{best['detector']}` {_fmt(best['vus_pr_mean'])}: "
+                + ("**tied** at the metric's ceiling (not beaten)" if ceiling else verdict)
+            )
+        if dev.per_hour:
+            recall, fa = m["event_recall"], m["false_alarms_per_hour_mean"]
+            met = recall is not None and fa is not None and recall >= 0.9 and fa <= 1.0
+            lines.append(
+                f"- {dev.title}: `{m['detector']}` finds {_fmt(recall, 2)} of "
+                f"{m['events']} events within 60 s at {_fmt(fa, 2)} false alarms per "
+                f"router-hour (target ≥ 0.90 at ≤ 1): "
+                + ("**met**" if met else "**missed**")
+                + f"; but its alarm is on {_fmt(m['alarm_rate_mean'], 2)} of the time and only "
+                f"{_fmt(m['event_recall_onset'], 2)} of the events start a new alarm "
+                "(see the Cisco section)"
+            )
     return lines
 
 
@@ -202,6 +261,10 @@ METHOD = """\
 - **Event recall**: share of labelled events (runs of anomalous points; NAB windows; Cisco event
   windows) holding an alarm, or with one within 60 s of the start. **Delay**: first alarm time
   minus the event's start, mean over found events.
+- **New-alarm recall** (Cisco): event recall counting only an alarm that *starts* within 60 s
+  of the event (the first point of an alarm episode). An alarm already on before the event
+  tells an operator nothing new, so a detector that alarms all the time finds every event by
+  the first count and few by this one.
 - **False alarms**: alarm episodes (runs of consecutive alarmed points) that touch no labelled
   point, per day of test data (Cisco: per router-hour). An episode that touches an anomaly is
   not false however long it lasts, so read it with the **alarm rate** (share of test points
@@ -242,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sections: list[str] = []
     overview: list[str] = []
+    targets: list[str] = []
     for dev in DEV_SETS:
         if dev.key not in args.datasets.split(","):
             continue
@@ -281,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
         lines += _table(dev, report)
+        if dev.note:
+            lines += ["", dev.note]
         if plot_detectors_fn is not None:
             picked = [s for s in series if s.events][: dev.plot_series] or series[:1]
             for s in picked:
@@ -303,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         models = [r for r in report["summary"] if r["kind"] == "model"]
         cell_model = ", ".join(f"`{r['detector']}` {_fmt(r['vus_pr_mean'])}" for r in models) or "–"
+        targets += _targets(dev, best_base, models)
         overview.append(
             f"| {dev.title} | "
             + (f"`{best_base['detector']}` {_fmt(best_base['vus_pr_mean'])}" if best_base else "–")
@@ -328,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         "| data set | best baseline | model(s) |",
         "|---|---|---|",
         *overview,
+        "",
+        "## Targets (issue 5)",
+        "",
+        *targets,
         "",
         "## The PyTorch model",
         "",

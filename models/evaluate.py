@@ -16,6 +16,10 @@ Per series (JSON ``results``, one row per detector, series and seed):
 - ``events``, ``events_found``, ``event_recall``: an event is found when an
   alarm falls in it or within ``tolerance_s`` after its start;
   ``detection_delay_s``: mean delay of the found events (null when none);
+- ``events_found_onset``, ``event_recall_onset``: the same, counting only an alarm
+  that *starts* there (the first point of an alarm episode): an alarm already on
+  before the event tells an operator nothing new about it, so a detector that
+  alarms all the time finds every event above but few here;
 - ``false_alarms``, ``false_alarms_per_day``, ``false_alarms_per_hour``: alarm
   episodes touching no labelled point, per day / hour of test data (one
   series is one device, so per device-day / device-hour). An episode that
@@ -29,7 +33,7 @@ Per detector (``summary``): ``kind`` (``baseline`` or ``model``), ``seeds``,
 ``series``; for the metrics above ``<metric>_mean`` (over series and seeds),
 ``<metric>_std`` (over series, of each series' seed mean) and
 ``<metric>_seed_std`` (over seeds, of each seed's mean over series);
-``event_recall`` pooled over all events; ``nab_score`` as NAB computes a
+``event_recall`` and ``event_recall_onset`` pooled over all events; ``nab_score`` as NAB computes a
 corpus score (raw scores summed over series, then normalised), mean over seeds.
 NaN (no anomaly in a series, no event found) is written as ``null`` and left
 out of the means.
@@ -136,6 +140,8 @@ def _row(
     y, t = series.y_test, series.timestamps
     starts = list(series.event_times) if len(series.event_times) == len(series.events) else None
     found = event_recall(series.events, alarms, t, tolerance_s, start_times=starts)
+    onsets = alarms & ~np.concatenate([[False], alarms[:-1]])
+    found_onset = event_recall(series.events, onsets, t, tolerance_s, start_times=starts)
     f1 = point_f1(y, alarms)
     per_day = false_alarms_per_day(y, alarms, t)
     false_runs = sum(1 for s, e in events_from_labels(alarms) if not y[s : e + 1].any())
@@ -152,6 +158,8 @@ def _row(
         "events": found.total,
         "events_found": found.found,
         "event_recall": _json_float(found.recall),
+        "events_found_onset": found_onset.found,
+        "event_recall_onset": _json_float(found_onset.recall),
         "detection_delay_s": _json_float(float(np.mean(found.delays_s)))
         if found.delays_s
         else None,
@@ -185,6 +193,9 @@ def _summary(name: str, rows: list[dict[str, Any]], seeds: Sequence[int]) -> dic
     total = sum(r["events"] for r in rows)
     out["events"] = total // max(len(seeds), 1)
     out["event_recall"] = sum(r["events_found"] for r in rows) / total if total else None
+    out["event_recall_onset"] = (
+        sum(r["events_found_onset"] for r in rows) / total if total else None
+    )
     out["false_alarms"] = sum(r["false_alarms"] for r in rows) / max(len(seeds), 1)
     if any("nab_raw" in r for r in rows):
         corpus = []

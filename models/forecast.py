@@ -11,8 +11,8 @@ Design, and why:
   devices × 50 metrics is a single batched forward pass over 500,000 windows
   (:meth:`ForecastDetector.score_windows`), and a device with new or removed
   interfaces needs no retraining, only its per-series normalisation.
-  Cross-channel mixing layers were left out on purpose: their weights are
-  tied to one device's column order, which breaks that sharing.
+  Cross-channel mixing layers were left out of the network on purpose: their
+  weights are tied to one device's column order, which breaks that sharing.
 - **Per-series robust normalisation.** Each series is centred on its
   training median and scaled by its IQR (÷ 1.349, the normal-consistent
   factor). The scale falls back to the standard deviation for series that
@@ -30,9 +30,21 @@ Design, and why:
   scale, the 99th percentile of its absolute deviation on training data
   (for residuals: the held-out tail of the training block, which the network
   did not fit), never below ``rel_floor`` of the series' normalised spread.
-  A series' contribution is the larger of the two, smoothed by a causal exponential moving average
-  (``smooth`` rows) so that one noisy sample does not alarm but a sustained
-  fault does.
+- **Cross-channel evidence, per device, in closed form.** Faults that move a
+  series away from what the device's *other* series say it should be, while
+  every value stays in its own normal range, escape both terms above. So each
+  series also carries ``z_i - E[z_i | z_others]`` under a Gaussian whose
+  covariance is fitted on the training head with Ledoit-Wolf shrinkage
+  (:func:`_fit_cross`). That is per-device statistics like the normalisation,
+  not network weights: the forecaster stays shared, and a device with any
+  number of series gets its own model without training. It is standardised by
+  its 99th percentile on the held-out tail, measured from 0 (the model's
+  centre) so that drift already seen in training widens it. Each row keeps it
+  on one series only, the one furthest off (:func:`_cross_evidence`): one
+  broken relationship is one piece of evidence, not one per partner.
+  A series' contribution is the largest of the three, smoothed by a causal
+  exponential moving average (``smooth`` rows) so that one noisy sample does
+  not alarm but a sustained fault does.
 - **Row score** = mean of the ``top_k`` largest contributions (default
   ``ceil(sqrt(n_features))``): a fault moves a few related metrics (in and
   out rate, errors) and a single noisy metric should not decide alone.
@@ -44,7 +56,8 @@ Causality: the score of row ``t`` uses rows ``≤ t`` only. A block passed to
 context (nothing is kept from ``fit``), and the moving average starts at the
 first row's value. Missing values (NaN) are imputed with the series' last
 value (its median before any value) and contribute 0; a forecast whose
-window holds imputed values is not used as evidence (the level term still is).
+window holds imputed values is not used as evidence (the level term still is),
+and a row missing one of its modelled series has no cross evidence.
 
 Determinism: ``fit`` seeds torch and numpy from ``seed``, runs with
 deterministic algorithms and ``num_threads`` threads, and restores torch's
@@ -55,8 +68,10 @@ block (training data only, one threshold per fitted instance, i.e. per device).
 
 Persistence: :mod:`models.persist` stores the network's parameters as one
 flat float32 array (``weights_``) next to the per-series arrays, and
-:meth:`ForecastDetector.restore` rebuilds the network; scores after a
-load equal the saved detector's bit for bit.
+:meth:`ForecastDetector.restore` rebuilds the network; the cross-channel
+model is arrays too (``cross_weights_`` is ``n × n``). Scores after a load
+equal the saved detector's bit for bit; a detector saved before the cross
+term existed loads and scores without it.
 """
 
 from __future__ import annotations
@@ -116,12 +131,49 @@ class SeriesState:
     resid_scale: FloatArray
     level_loc: FloatArray
     level_scale: FloatArray
+    cross_mean: FloatArray
+    cross_scale: FloatArray
+    cross_active: NDArray[np.bool_]
+    #: One square weight matrix per device, its series in order (see :func:`_fit_cross`).
+    cross_blocks: tuple[FloatArray, ...]
 
     @classmethod
     def concat(cls, states: list[SeriesState]) -> SeriesState:
-        return cls(
-            *(np.concatenate([getattr(s, f) for s in states]) for f in cls.__dataclass_fields__)
-        )
+        arrays = {
+            f: np.concatenate([getattr(s, f) for s in states])
+            for f in cls.__dataclass_fields__
+            if f != "cross_blocks"
+        }
+        blocks = tuple(b for s in states for b in s.cross_blocks)
+        return cls(**arrays, cross_blocks=blocks)
+
+    def cross(self, Zc: FloatArray, missing: NDArray[np.bool_]) -> FloatArray:
+        """Cross-channel evidence of the newest values ``Zc`` (one per series), device by
+        device, as :func:`_cross_evidence` gives it for a row of each device."""
+        centred = Zc - self.cross_mean
+        resid = np.empty_like(centred)
+        sizes = np.fromiter((b.shape[0] for b in self.cross_blocks), np.intp)
+        start = 0
+        for block in self.cross_blocks:  # one small product per device, no copies
+            stop = start + block.shape[0]
+            resid[start:stop] = centred[start:stop] @ block
+            start = stop
+        if start != Zc.shape[0]:
+            raise ValueError(f"cross blocks cover {start} series, got {Zc.shape[0]}")
+        c = np.abs(resid) / self.cross_scale
+        out = np.zeros_like(c)
+        sizes = sizes[sizes > 0]
+        if sizes.size == 0:
+            return out
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        device = np.repeat(np.arange(sizes.size), sizes)
+        top = np.maximum.reduceat(c, starts)
+        # The first series reaching its device's maximum, as argmax picks it.
+        position = np.where(c == top[device], np.arange(c.size), c.size)
+        first = np.minimum.reduceat(position, starts)
+        ok = ~np.logical_or.reduceat(missing & self.cross_active, starts)
+        out[first[ok]] = top[ok]
+        return out
 
     def __len__(self) -> int:
         return int(self.median.shape[0])
@@ -171,6 +223,58 @@ def _tail_scale(values: FloatArray, floor: FloatArray) -> tuple[FloatArray, Floa
     return loc, np.maximum(spread, floor)
 
 
+def _fit_cross(Zc: FloatArray, active: NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
+    """Mean and weights ``W`` of the cross-channel model, fitted on clipped normalised rows.
+
+    ``(z - mean) @ W`` is, for each series ``i``, ``z_i - E[z_i | z_others]`` under a
+    Gaussian whose precision ``P`` is the inverse of the Ledoit-Wolf shrunk covariance:
+    ``W[:, i] = P[:, i] / P[i, i]``. Shrinkage keeps ``P`` finite with more series than
+    rows and with series that are exact sums of others. Series not ``active`` (flat in
+    training) neither predict nor get predicted: their rows and columns of ``W`` are 0.
+    """
+    from sklearn.covariance import ledoit_wolf
+
+    n = Zc.shape[1]
+    mean, weights = np.zeros(n), np.zeros((n, n))
+    idx = np.flatnonzero(active & (np.ptp(Zc, axis=0) > 0))
+    if idx.size < 2:
+        return mean, weights
+    sub = Zc[:, idx]
+    mean[idx] = sub.mean(axis=0)
+    cov, _ = ledoit_wolf(sub - mean[idx], assume_centered=True)
+    precision = np.linalg.inv(cov)
+    weights[np.ix_(idx, idx)] = precision / np.diag(precision)[None, :]
+    return mean, weights
+
+
+def _cross_evidence(
+    Zc: FloatArray,
+    missing: NDArray[np.bool_],
+    mean: FloatArray,
+    weights: FloatArray,
+    scale: FloatArray,
+) -> FloatArray:
+    """Cross-channel evidence: one value per row, on the likeliest culprit series.
+
+    A broken relationship moves the residual of every series taking part in it, and a
+    series that drifts alone makes all its partners look wrong; counting it once per
+    series would let one fault fill the top-k. So each row keeps one value, the largest
+    residual over its ``scale`` (measured on held-out training rows), on its series. With
+    one shifted series and Gaussian residuals that is the shifted series (Cauchy-Schwarz:
+    ``|P_ij| / sqrt(P_ii) <= sqrt(P_jj)``); where several series are near-exact functions
+    of each other it may be a partner of the culprit, which attribution then names with
+    it. A row with a missing (imputed) modelled series has none: the imputed value would
+    make the others look wrong.
+    """
+    c = np.abs((Zc - mean) @ weights) / scale
+    out = np.zeros_like(c)
+    if c.size:
+        rows, top = np.arange(c.shape[0]), c.argmax(axis=1)
+        out[rows, top] = c[rows, top]
+    out[(missing & weights.any(axis=0)).any(axis=1)] = 0.0
+    return out
+
+
 def _robust_scale(X: FloatArray) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
     """Median, IQR-based scale and "never moved" flag per column; floors from its own spread."""
     with np.errstate(all="ignore"):
@@ -199,6 +303,8 @@ class ForecastDetector:
         top_k: contributions averaged into the row score; 0 = ``ceil(sqrt(n_features))``.
         clip: normalised values are clipped to ``±clip``.
         rel_floor: score scales never go below this fraction of the series' spread.
+        cross: add the cross-channel evidence (each series against the value the
+            device's other series predict for it); ``False`` scores series alone.
         seed: seeds torch and numpy; the same data and seed give the same scores.
         num_threads: torch threads while fitting and scoring.
         threshold, q, risk: threshold rule, see :func:`models.thresholds.calibrate`.
@@ -218,6 +324,7 @@ class ForecastDetector:
         top_k: int = 0,
         clip: float = 50.0,
         rel_floor: float = 0.01,
+        cross: bool = True,
         seed: int = 0,
         num_threads: int = 2,
         threshold: str = "quantile",
@@ -242,6 +349,7 @@ class ForecastDetector:
         self.top_k = top_k
         self.clip = clip
         self.rel_floor = rel_floor
+        self.cross = cross
         self.seed = seed
         self.num_threads = num_threads
         self.threshold = threshold
@@ -279,6 +387,8 @@ class ForecastDetector:
         floor = self._floor(constant)
         self.resid_loc_, self.resid_scale_ = _tail_scale(resid, floor)
         self.level_loc_, self.level_scale_ = _tail_scale(Z, floor)
+        cross = self._cross_state(self._clip(Z), n_fit, constant, floor)
+        self.cross_mean_, self.cross_weights_, self.cross_scale_ = cross
         self.k_ = self.top_k or math.ceil(math.sqrt(max(self.n_features_in_, 1)))
         self.threshold_ = calibrate(self.score(X), self.threshold, self.q, self.risk)
         return self
@@ -302,6 +412,23 @@ class ForecastDetector:
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimiser.step()
         self._net.eval()
+
+    def _cross_state(
+        self, Zc: FloatArray, n_fit: int, constant: NDArray[np.bool_], floor: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Cross-channel model on rows ``:n_fit`` of ``Zc``; its residual scales on the rest.
+
+        The scale is the 99th percentile of the held-out residuals' distance from 0, the
+        model's own centre, not from their median: a relationship that drifted between
+        the two parts of the training data widens its own scale, so slow drift that
+        training already showed does not alarm later.
+        """
+        n = Zc.shape[1]
+        if not self.cross:
+            return np.zeros(n), np.zeros((n, n)), np.ones(n)
+        mean, weights = _fit_cross(Zc[:n_fit], ~constant)
+        held_out = np.abs((Zc[n_fit:] - mean) @ weights)
+        return mean, weights, np.maximum(np.quantile(held_out, 0.99, axis=0), floor)
 
     def _floor(self, constant: NDArray[np.bool_]) -> FloatArray:
         """Score-scale floors in normalised units: ``rel_floor`` of the series' spread, or
@@ -365,15 +492,24 @@ class ForecastDetector:
         forecast = self._forecast(windows).reshape(Z.shape)
         return Z - forecast
 
+    def _fitted_cross(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The cross-channel state; a detector saved before it existed has none (all 0)."""
+        weights = getattr(self, "cross_weights_", None)
+        if weights is None:
+            n = self.n_features_in_
+            return np.zeros(n), np.zeros((n, n)), np.ones(n)
+        return self.cross_mean_, weights, self.cross_scale_
+
     def _raw(self, Z: FloatArray, resid: FloatArray, missing: NDArray[np.bool_]) -> FloatArray:
         r = np.abs(resid - self.resid_loc_) / self.resid_scale_
         z = np.abs(Z - self.level_loc_) / self.level_scale_
+        c = _cross_evidence(self._clip(Z), missing, *self._fitted_cross())
         if missing.any():
             # A forecast from a window holding imputed values is not evidence.
             gaps = np.cumsum(np.vstack([np.zeros((1, Z.shape[1])), missing]), axis=0)
             lagged = gaps[np.maximum(np.arange(Z.shape[0]) - self.window, 0)]
             r = np.where(gaps[:-1] - lagged > 0, 0.0, r)
-        return np.where(missing, 0.0, np.maximum(r, z))
+        return np.where(missing, 0.0, np.maximum(np.maximum(r, z), c))
 
     def contributions(self, X: FloatArray) -> FloatArray:
         """Per-series smoothed standardised deviation (forecast residual or level), ≥ 0."""
@@ -410,6 +546,7 @@ class ForecastDetector:
         """
         self._check(np.zeros((0, getattr(self, "n_features_in_", 0))))
         if X is None:
+            mean, weights, cross_scale = self._fitted_cross()
             return SeriesState(
                 self.median_,
                 self.scale_,
@@ -417,6 +554,10 @@ class ForecastDetector:
                 self.resid_scale_,
                 self.level_loc_,
                 self.level_scale_,
+                mean,
+                cross_scale,
+                np.asarray(weights.any(axis=0), dtype=np.bool_),
+                (weights,),
             )
         X = check_array(X)
         if X.shape[0] < self.window + 8:
@@ -428,7 +569,20 @@ class ForecastDetector:
         floor = self._floor(constant)
         resid_loc, resid_scale = _tail_scale(resid, floor)
         level_loc, level_scale = _tail_scale(Z, floor)
-        return SeriesState(median, scale, resid_loc, resid_scale, level_loc, level_scale)
+        n_fit = round(X.shape[0] * (1.0 - self.holdout))
+        mean, weights, cross_scale = self._cross_state(self._clip(Z), n_fit, constant, floor)
+        return SeriesState(
+            median,
+            scale,
+            resid_loc,
+            resid_scale,
+            level_loc,
+            level_scale,
+            mean,
+            cross_scale,
+            np.asarray(weights.any(axis=0), dtype=np.bool_),
+            (weights,),
+        )
 
     def score_windows(
         self,
@@ -472,8 +626,9 @@ class ForecastDetector:
         newest = Z[:, -1]
         r = np.abs(newest - forecast - state.resid_loc) / state.resid_scale
         z = np.abs(newest - state.level_loc) / state.level_scale
+        c = state.cross(self._clip(newest), gaps[:, -1])
         r = np.where(gaps[:, :-1].any(axis=1), 0.0, r)
-        raw = np.where(gaps[:, -1], 0.0, np.maximum(r, z))
+        raw = np.where(gaps[:, -1], 0.0, np.maximum(np.maximum(r, z), c))
         if previous is None or self.smooth == 1:
             return np.asarray(raw, dtype=np.float64)
         alpha = 2.0 / (self.smooth + 1.0)

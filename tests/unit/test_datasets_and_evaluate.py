@@ -238,3 +238,39 @@ def test_cli_csv_table_and_errors(tmp_path: Path) -> None:
     _write_csv(tmp_path / "r1.csv", [*rows, "2024-01-01T01:00:00,oops,0,1"])
     bad = CliRunner().invoke(_app(), args)
     assert bad.exit_code == 2 and "column 'cpu': not a number" in " ".join(bad.output.split())
+
+
+class _AlwaysAlarm:
+    """A detector whose alarm never stops: it finds every event, but starts no alarm in one."""
+
+    name = "always"
+    threshold_ = 0.0
+
+    def fit(self, X: np.ndarray) -> _AlwaysAlarm:
+        return self
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return np.ones(np.asarray(X).shape[0])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.score(X) > self.threshold_
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        return np.ones_like(np.asarray(X, dtype=np.float64))
+
+
+def test_onset_recall_counts_only_alarms_that_start_in_an_event() -> None:
+    from models.base import DetectorRegistry
+    from models.datasets import Series
+
+    y = np.zeros(40, dtype=np.int64)
+    y[10:13] = 1
+    y[30:33] = 1
+    series = Series(
+        "s", np.zeros((20, 1)), np.zeros((40, 1)), y, np.arange(40.0) * 10, [(10, 12), (30, 32)]
+    )
+    registry = DetectorRegistry()
+    registry.register("always", _AlwaysAlarm)
+    (row,) = evaluate([series], ["always"], registry=registry, max_buffer=2)["results"]
+    assert row["event_recall"] == 1.0 and row["alarm_rate"] == 1.0
+    assert row["event_recall_onset"] == 0.0 and row["events_found_onset"] == 0

@@ -182,3 +182,95 @@ def test_top_k_mean() -> None:
     np.testing.assert_array_equal(top_k_mean(C, 2), [4.0, 4.5])
     np.testing.assert_array_equal(top_k_mean(C, 10), [3.0, 3.0])
     assert top_k_mean(np.zeros((2, 0)), 3).shape == (2,)
+
+
+# ---- the cross-channel evidence ---------------------------------------------------
+
+
+def test_a_series_that_stops_following_its_partners_alarms_only_with_the_cross_term() -> None:
+    # Series 1 freezes at its training median: each value stays normal, the forecaster
+    # soon expects the flat line, but the other series say where it should be.
+    X = _seasonal(800, seed=1)
+    test = _seasonal(200, seed=20, offset=800)
+    test[100:, 1] = np.median(X[:, 1])
+    with_cross = _small().fit(X)
+    alone = _small(cross=False).fit(X)
+    later = slice(120, 200)
+    assert np.mean(with_cross.score(test)[later] > with_cross.threshold_) >= 0.4
+    assert np.mean(alone.score(test)[later] > alone.threshold_) <= 0.05
+    assert np.mean(with_cross.score(test)[40:100] > with_cross.threshold_) <= 0.05
+
+
+def test_cross_evidence_lands_on_the_one_shifted_series() -> None:
+    from models.forecast import _cross_evidence, _fit_cross
+
+    rng = np.random.default_rng(30)
+    mixing = rng.standard_normal((5, 5))
+    Z = rng.standard_normal((2000, 5)) @ mixing  # correlated, full rank
+    mean, weights = _fit_cross(Z, np.ones(5, dtype=bool))
+    scale = np.quantile(np.abs((Z - mean) @ weights), 0.99, axis=0)
+    for j in range(5):
+        shifted = Z[:50].copy()
+        shifted[:, j] += 8.0 * Z[:, j].std()
+        c = _cross_evidence(shifted, np.zeros_like(shifted, dtype=bool), mean, weights, scale)
+        assert np.mean(c.argmax(axis=1) == j) >= 0.9  # noise can favour a close partner
+        assert np.all((c > 0).sum(axis=1) == 1)
+
+
+def test_cross_evidence_is_a_single_series_per_row(fitted: ForecastDetector) -> None:
+    from models.forecast import _cross_evidence, _ffill
+
+    X = _seasonal(120, seed=21, offset=800)
+    X[60:, 0] *= 1.3
+    Z, missing = _ffill(fitted._normalise(X))
+    c = _cross_evidence(fitted._clip(Z), missing, *fitted._fitted_cross())
+    assert c.shape == X.shape
+    assert np.all((c > 0).sum(axis=1) <= 1)
+
+
+def test_score_windows_serves_devices_with_other_series_counts(fitted: ForecastDetector) -> None:
+    # One network, three devices of 4, 6 and 3 series; each device's cross model is its own.
+    six = np.hstack([_seasonal(400, seed=22), _seasonal(400, seed=23)[:, :2] * 3.0])
+    three = _seasonal(400, seed=24)[:, [0, 2, 3]]
+    states = [fitted.series_state(), fitted.series_state(six), fitted.series_state(three)]
+    width = fitted.window + 1
+    windows = [
+        _seasonal(width, seed=25, offset=800),
+        np.hstack([_seasonal(width, seed=26, offset=400), _seasonal(width, seed=27)[:, :2] * 3]),
+        _seasonal(width, seed=28, offset=400)[:, [0, 2, 3]],
+    ]
+    windows[1][-1, 4] = windows[1][-1, 4] * 0.5 + 0.5 * np.median(six[:, 4])
+    together = fitted.score_windows(np.hstack(windows).T, SeriesState.concat(states))
+    apart = np.concatenate(
+        [fitted.score_windows(w.T, s) for w, s in zip(windows, states, strict=True)]
+    )
+    assert together.shape == (13,)
+    np.testing.assert_array_equal(together, apart)
+    assert np.all(np.isfinite(together))
+
+
+def test_flat_lined_devices_score_finite_and_quiet() -> None:
+    X = np.ones((300, 3)) * np.array([0.0, 5.0, 1e9])
+    detector = _small().fit(X)
+    test = X[:100].copy()
+    test[50:, 1] = 5.0 + 1e-4
+    scores = detector.score(test)
+    assert np.all(np.isfinite(scores))
+    assert not detector.predict(test[:50]).any()
+    assert np.all(np.isfinite(detector.score_windows(test[-20:].T)))
+    np.testing.assert_array_equal(detector.cross_weights_, np.zeros((3, 3)))
+
+
+def test_a_detector_saved_without_the_cross_state_still_loads(
+    fitted: ForecastDetector, tmp_path: Path
+) -> None:
+    save(fitted, tmp_path)
+    with np.load(tmp_path / "weights.npz") as weights:
+        kept = {k: weights[k] for k in weights.files if not k.startswith("cross_")}
+    assert len(kept) < len(weights.files)
+    np.savez(tmp_path / "weights.npz", **kept)
+    loaded = load(tmp_path)
+    assert isinstance(loaded, ForecastDetector)
+    X = _seasonal(100, seed=29, offset=800)
+    assert np.all(np.isfinite(loaded.score(X)))
+    assert np.all(np.isfinite(loaded.score_windows(X[-20:].T)))
