@@ -229,17 +229,11 @@ def propose(state: IncidentState, runtime: Runtime[IncidentDeps]) -> IncidentSta
 def policy(state: IncidentState, runtime: Runtime[IncidentDeps]) -> IncidentState:
     deps = runtime.context
     plan = ActionPlan.model_validate(state["plan"])
-    decision = deps.policy.decide(plan, deps.catalog.get(plan.playbook))
+    decision = deps.policy.decide(
+        plan, deps.catalog.get(plan.playbook), fault_kind=state.get("fault_kind")
+    )
     deps.audit.append(
-        "policy",
-        "policy_decision",
-        f"incident:{state['incident_id']}",
-        {
-            "plan_hash": plan.hash,
-            "outcome": decision.outcome,
-            "autonomy": decision.autonomy,
-            "reason": decision.reason,
-        },
+        "policy", "policy_decision", f"incident:{state['incident_id']}", decision.as_dict()
     )
     _event(
         runtime,

@@ -233,7 +233,7 @@ def _gate(settings: Settings, engine: Any, plan: Any, yes: bool) -> str:
         engine.actor,
         "policy_decision",
         f"{plan.device}:{plan.target}",
-        {"plan_hash": plan.hash, "outcome": decision.outcome.value, "reason": decision.reason},
+        decision.as_dict(),
     )
     if decision.outcome is Outcome.RUN:
         return "policy:auto"

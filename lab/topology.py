@@ -37,6 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autonoc.core.errors import LabError
+from autonoc.core.yamlfile import node_line
 from lab.optical.presets import other_way
 
 __all__ = [
@@ -227,28 +228,9 @@ def load_yaml_model(path: Path, model: type[M], what: str, shape: str) -> M:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(node, loc)
+        line = node_line(node, loc)
         where = f" line {line}" if line else ""
         raise LabError(f"{path}{where}: {field}: {err['msg']}") from None
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[object, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``loc``, as deep as it can be found."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if getattr(k, "value", None) == part]
-            if not match:
-                break
-            node = match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 # Presets ------------------------------------------------------------------

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from autonoc.core.errors import PlaybookValidationError
 from autonoc.core.settings import Autonomy
 from autonoc.core.types import ActionPlan, ActionResult, StepResult, Verdict
+from autonoc.core.yamlfile import text_line
 
 __all__ = [
     "CATALOG_DIR",
@@ -54,6 +55,7 @@ __all__ = [
     "PlaybookSpec",
     "Risk",
     "VerifySpec",
+    "load_spec",
 ]
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
@@ -449,32 +451,9 @@ def load_spec(path: Path) -> PlaybookSpec:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(text, loc)
+        line = text_line(text, loc)
         where = f"{path}" + (f" line {line}" if line else "")
         raise PlaybookValidationError(f"{where}: {field}: {first['msg']}") from exc
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``loc`` (pydantic's error location), if found."""
-    try:
-        node: Any = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line: int | None = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == part), None)
-            if nxt is None:
-                return line if line else node.start_mark.line + 1
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-        else:
-            continue  # a discriminator tag in the location: stay on this node
-        line = node.start_mark.line + 1
-    return line
 
 
 class Playbook(Protocol):

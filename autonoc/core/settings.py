@@ -55,8 +55,11 @@ class LogSettings(BaseModel):
 
 
 class PolicySettings(BaseModel):
-    """Overrides of the catalog's default autonomy, per playbook name."""
+    """The policy gate: a policy file, and overrides of the catalog's default autonomy."""
 
+    file: Path | None = Field(
+        None, description="policy YAML: kill switch, autonomy, windows, blast radius, limits"
+    )
     autonomy: dict[str, Autonomy] = Field(default_factory=dict)
     max_actions_per_device_per_hour: int = Field(3, ge=0)
 
