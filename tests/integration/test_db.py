@@ -26,7 +26,7 @@ def test_upgrade_creates_the_schema_and_twice_is_a_no_op(database_url: str, tmp_
         db.check_database(engine)
         assert db.current_revision(engine) is None
         db.upgrade(engine)
-        assert db.current_revision(engine) == db.head_revision() == "0002"
+        assert db.current_revision(engine) == db.head_revision() == "0003"
         assert set(sa.inspect(engine).get_table_names()) == {
             "alembic_version",
             "samples",
@@ -36,6 +36,9 @@ def test_upgrade_creates_the_schema_and_twice_is_a_no_op(database_url: str, tmp_
             "audit_log",
             "sample_rollups",
             "events",
+            "playbook_runs",
+            "config_snapshots",
+            "tickets",
         }
         with engine.begin() as conn:
             conn.execute(
@@ -47,7 +50,7 @@ def test_upgrade_creates_the_schema_and_twice_is_a_no_op(database_url: str, tmp_
         with engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(db.samples)).scalar() == 1
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-            assert versions == [("0002",)]
+            assert versions == [("0003",)]
     finally:
         engine.dispose()
 
