@@ -17,10 +17,12 @@ TORCH_ARGS    := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 .PHONY: demo test lint typecheck unit integration install install-dev system-deps clean
 
 # Tools the integration tests compare the lab with: net-snmp's command-line
-# tools and snmpd, yuma123's netconfd behind OpenSSH. Installed with apt-get
+# tools and snmpd, yuma123's netconfd behind OpenSSH, and for the namespace lab
+# FRR (with its SNMP module), nftables and iproute2. Installed with apt-get
 # when missing and we may (root); otherwise those tests skip (and fail in CI).
-SYSTEM_TOOLS := snmpwalk snmpd netconfd sshd
-SYSTEM_PKGS  := snmp snmpd netconfd netconfd-module-ietf-interfaces openssh-server
+SYSTEM_TOOLS := snmpwalk snmpd netconfd sshd vtysh nft ip
+SYSTEM_PKGS  := snmp snmpd netconfd netconfd-module-ietf-interfaces openssh-server \
+                frr frr-snmp nftables iproute2
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/autonoc demo

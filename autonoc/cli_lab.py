@@ -21,7 +21,8 @@ from autonoc.core.errors import AutonocError
 __all__ = ["lab_app"]
 
 lab_app = typer.Typer(
-    help="The simulated network: SNMP and NETCONF on loopback, faults and scenarios.",
+    help="The lab: the simulator (SNMP and NETCONF on loopback), FRR in network namespaces, "
+    "or containerlab; faults and scenarios.",
     no_args_is_help=True,
 )
 fault_app = typer.Typer(
@@ -44,13 +45,68 @@ def _target(value: str | None) -> tuple[str, int] | None:
 
 # ---- up / status / down -------------------------------------------------------
 
+Backend = Literal["simulator", "netns", "containerlab"]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help="simulator (our devices on loopback), netns (FRR + snmpd in network "
+        "namespaces; root), or containerlab (wraps `containerlab deploy`; Docker)"
+    ),
+]
+
+
+def _backend(value: str) -> Backend:
+    if value not in ("simulator", "netns", "containerlab"):
+        err.print(f"error: --backend must be simulator, netns or containerlab, not {value!r}")
+        raise typer.Exit(2)
+    return value  # type: ignore[return-value]
+
+
+def _netns_up(topology: str) -> None:
+    from lab.netns.lab import NetnsLab
+    from lab.netns.topology import DEFAULT_TOPOLOGY, load_netns_topology
+
+    settings = load_settings()
+    topo = (
+        DEFAULT_TOPOLOGY
+        if topology in ("metro-ring", "ring4")
+        else load_netns_topology(Path(topology))
+    )
+    lab = NetnsLab(topo, settings.home)
+    inventory = settings.home / "lab" / "netns" / "inventory.yaml"
+    with console.status(f"starting {len(topo.routers)} FRR routers in network namespaces"):
+        lab.start()  # tears down what it built if it fails or is interrupted
+    lab.write_inventory(inventory)
+    console.print(
+        f"namespace lab up: {topo.name}, {len(topo.routers)} routers "
+        f"({', '.join(lab.namespace(r.name) for r in topo.routers)}), inventory {inventory}; "
+        "`autonoc lab down --backend netns` removes it"
+    )
+
+
+def _containerlab_up(topology: str) -> None:
+    from lab.containerlab import deploy
+
+    settings = load_settings()
+    inventory = settings.home / "lab" / "containerlab" / "inventory.yaml"
+    result = deploy(Path(topology), inventory)
+    console.print(
+        f"containerlab lab {result.lab} deployed: {result.devices} devices, inventory "
+        f"{inventory}; `autonoc lab down --backend containerlab --topology {topology}` "
+        "destroys it"
+    )
+
 
 @lab_app.command("up")
 def lab_up(
     topology: Annotated[
         str,
-        typer.Option(help="preset (metro-ring, leaf-spine, ring4, ring4-wide) or a YAML file"),
+        typer.Option(
+            help="simulator: preset (metro-ring, leaf-spine, ring4, ring4-wide) or a YAML file; "
+            "netns: ring4 (default) or a YAML file; containerlab: a *.clab.yml file"
+        ),
     ] = "metro-ring",
+    backend: BackendOpt = "simulator",
     devices: Annotated[
         int | None, typer.Option(help="a generated Clos fabric of N routers instead")
     ] = None,
@@ -72,6 +128,19 @@ def lab_up(
     """
     from lab.service import run_lab, start_detached
 
+    chosen = _backend(backend)
+    if chosen != "simulator":
+        try:
+            if chosen == "netns":
+                _netns_up(topology)
+            else:
+                _containerlab_up(topology)
+        except AutonocError as exc:
+            raise fail(exc) from exc
+        except KeyboardInterrupt:
+            err.print("interrupted: what was created has been removed")
+            raise typer.Exit(130) from None
+        return
     if snmp_version not in ("v2c", "v3"):
         err.print(f"error: --snmp-version must be v2c or v3, not {snmp_version!r}")
         raise typer.Exit(2)
@@ -154,37 +223,89 @@ def lab_status(as_json: JsonOpt = False) -> None:
 
 
 @lab_app.command("down")
-def lab_down() -> None:
-    """Stop the running lab."""
+def lab_down(
+    backend: Annotated[
+        str | None,
+        typer.Option(help="simulator, netns or containerlab; default: whatever runs"),
+    ] = None,
+    topology: Annotated[
+        str | None, typer.Option(help="containerlab: the *.clab.yml to destroy")
+    ] = None,
+) -> None:
+    """Stop the running lab (the namespace lab: remove every namespace, link and daemon)."""
+    from lab.netns.lab import running_lab
+    from lab.netns.registry import teardown
     from lab.service import stop_lab
 
+    chosen = _backend(backend) if backend is not None else None
     try:
-        stopped = stop_lab(load_settings().home)
+        home = load_settings().home
+        if chosen == "containerlab":
+            from lab.containerlab import destroy
+
+            if topology is None:
+                err.print("error: --backend containerlab needs --topology FILE.clab.yml")
+                raise typer.Exit(2)
+            destroy(Path(topology))
+            console.print(f"containerlab lab {topology} destroyed")
+            return
+        stopped = False
+        if chosen in (None, "netns"):
+            reg = running_lab(home)
+            if reg is not None:
+                left = teardown(reg)
+                if left:
+                    raise AutonocError("namespace lab teardown left: " + "; ".join(left))
+                console.print(f"namespace lab {reg.data.get('lab')} removed")
+                stopped = True
+        if chosen in (None, "simulator") and stop_lab(home):
+            console.print("lab stopped")
+            stopped = True
     except AutonocError as exc:
         raise fail(exc) from exc
-    console.print("lab stopped" if stopped else "no lab was running")
+    if not stopped:
+        console.print("no lab was running")
 
 
 # ---- faults --------------------------------------------------------------------
+
+
+def _netns_faults() -> Any:
+    """The namespace lab's faults when one is recorded for this home, else None."""
+    from lab.netns.faults import NetnsFaults
+    from lab.netns.lab import running_lab
+
+    home = load_settings().home
+    return NetnsFaults(home) if running_lab(home) is not None else None
 
 
 def _control(request: dict[str, Any]) -> dict[str, Any]:
     from lab.control import control_request
     from lab.service import control_path
 
+    netns = _netns_faults()
+    if netns is not None:  # the namespace lab: faults through the kernel and FRR
+        if request["op"] == "inject":
+            return {"fault": netns.inject(request["kind"], request["target"], request["params"])}
+        if request["op"] == "faults":
+            return {"faults": netns.active()}
+        return {"cleared": netns.clear(request["id"])}
     return control_request(control_path(load_settings().home), request)
 
 
 @fault_app.command("inject")
 def fault_inject(
     kind: Annotated[str, typer.Argument(help="fault kind; `autonoc lab fault kinds` lists them")],
-    target: Annotated[str, typer.Option(help="device, DEVICE:IF, span:A:B or bgp:DEVICE:PEER")],
+    target: Annotated[
+        str,
+        typer.Option(help="device, DEVICE:IF, span:A:B or bgp:DEVICE:PEER (netns: r1, r1:eth1)"),
+    ],
     param: Annotated[
         list[str] | None, typer.Option(help="KEY=NUMBER, repeatable (e.g. extra_db=9)")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Inject a fault into the running lab."""
+    """Inject a fault into the running lab (the namespace lab when one runs for this home)."""
     from lab.faults import parse_params
 
     try:
@@ -242,14 +363,21 @@ def fault_clear(
 
 
 @fault_app.command("kinds")
-def fault_kinds(as_json: JsonOpt = False) -> None:
+def fault_kinds(backend: BackendOpt = "simulator", as_json: JsonOpt = False) -> None:
     """Every fault kind, with an example target and its parameters."""
     from lab.faults import FAULT_HELP
+    from lab.netns.faults import NETNS_FAULTS
 
-    rows: list[dict[str, Any]] = [
-        {"kind": k.value, "example_target": t, "what": what, "params": p}
-        for k, (t, what, p) in FAULT_HELP.items()
-    ]
+    if _backend(backend) == "netns":
+        rows: list[dict[str, Any]] = [
+            {"kind": k, "example_target": t, "what": what, "params": p}
+            for k, (t, what, p) in NETNS_FAULTS.items()
+        ]
+    else:
+        rows = [
+            {"kind": k.value, "example_target": t, "what": what, "params": p}
+            for k, (t, what, p) in FAULT_HELP.items()
+        ]
     if as_json:
         emit(rows)
         return

@@ -62,9 +62,11 @@ from playbooks.base import (
     SetProtection,
     Wait,
 )
+from playbooks.frr import FrrSetting, NetnsVtysh, VtyshDriver
 from playbooks.journal import ConfigArchive, RunJournal, RunState, TicketBook
 from playbooks.netconf_session import ConfigSession, xml_text
 from playbooks.platforms import (
+    FrrVtysh,
     NetconfConfig,
     NetconfLeaf,
     NetconfRpc,
@@ -166,7 +168,7 @@ class _Leaf:
     """One configuration value an action sets, read before and desired after."""
 
     op: str
-    rendering: NetconfLeaf | SnmpLeaf
+    rendering: NetconfLeaf | SnmpLeaf | FrrVtysh
     where: dict[str, str]
     path: str
     before: str | int | None = None
@@ -204,6 +206,10 @@ class _Change:
         return [x for x in self.leaves if isinstance(x.rendering, SnmpLeaf)]
 
     @property
+    def frr_leaves(self) -> list[_Leaf]:
+        return [x for x in self.leaves if isinstance(x.rendering, FrrVtysh)]
+
+    @property
     def pending(self) -> list[_Leaf]:
         return [x for x in self.leaves if x.before != x.after]
 
@@ -228,6 +234,8 @@ class PlaybookEngine:
         audit: append-only audit log.
         journal, archive, tickets: the engine's records in the database.
         netconf: opens a :class:`ConfigSession` for a device (tests pass another).
+        vtysh: reaches FRR's ``vtysh`` for ``frr-vtysh`` renderings (default: FRR
+            instances on this host found by their ``netns:NAME`` inventory tag).
     """
 
     def __init__(
@@ -244,6 +252,7 @@ class PlaybookEngine:
         tickets: TicketBook,
         *,
         netconf: Callable[[Device], ConfigSession] = ConfigSession,
+        vtysh: VtyshDriver | None = None,
         actor: str = "worker",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -259,6 +268,7 @@ class PlaybookEngine:
         self.archive = archive
         self.tickets = tickets
         self._netconf = netconf
+        self.vtysh: VtyshDriver = vtysh if vtysh is not None else NetnsVtysh()
         self.actor = actor
         self._sleep = sleep
         self._clock = clock
@@ -555,6 +565,14 @@ class PlaybookEngine:
             self._audit(
                 "snmp_set", plan, {"oid": leaf.oid, "value": leaf.after, "was": leaf.before}
             )
+        frr_pending = [x for x in change.frr_leaves if x.before != x.after]
+        if frr_pending:
+            commands = await self._vtysh_set(device, [(x, x.after) for x in frr_pending])
+            result.changed = True
+            result.steps.append(
+                StepResult(name="vtysh configure", ok=True, detail="; ".join(commands))
+            )
+            self._audit("vtysh_config", plan, {"commands": commands, "diff": _diff(change)})
         netconf_pending = [x for x in pending if isinstance(x.rendering, NetconfLeaf)]
         if netconf_pending or change.config_differs():
             assert session is not None
@@ -685,6 +703,12 @@ class PlaybookEngine:
                 await asyncio.to_thread(self._restore_leaves, session, change, platform)
                 steps.append(StepResult(name="rollback restore", ok=True, detail="restored"))
             self._audit("netconf_rolled_back", plan, {"how": "cancel-commit" if cancel else "edit"})
+        frr_done = [x for x in change.frr_leaves if x.before != x.after]
+        if frr_done:
+            # FRR has no confirmed commit: write the values read before, in one vtysh call.
+            commands = await self._vtysh_set(device, [(x, x.before) for x in frr_done])
+            steps.append(StepResult(name="rollback vtysh", ok=True, detail="; ".join(commands)))
+            self._audit("vtysh_config", plan, {"commands": commands, "rollback": True})
         for leaf in change.snmp_leaves:
             if leaf.before is None or leaf.before == leaf.after:
                 continue
@@ -720,6 +744,30 @@ class PlaybookEngine:
                 path.edit(leaf.where, value, operation="remove" if value is None else None)
             )
         session.commit()
+
+    async def _vtysh_set(
+        self, device: Device, values: Sequence[tuple[_Leaf, str | int | None]]
+    ) -> list[str]:
+        """Write FRR settings in one ``vtysh`` call, then read them back to be sure."""
+        running = await self.vtysh.running_config(device)
+        settings = []
+        commands: list[str] = []
+        for leaf, value in values:
+            assert isinstance(leaf.rendering, FrrVtysh)
+            setting = FrrSetting(leaf.rendering.setting, leaf.where["target"])
+            wanted = None if value is None else str(value)
+            settings.append((setting, wanted))
+            commands += setting.commands(wanted, running)
+        await self.vtysh.configure(device, commands)
+        after = await self.vtysh.running_config(device)
+        for setting, wanted in settings:
+            got = setting.read(after)
+            if got != wanted:
+                raise DeviceRejected(
+                    device.name,
+                    f"vtysh accepted {setting.describe()} = {wanted} but running has {got}",
+                )
+        return commands
 
     # ---- crash recovery ---------------------------------------------------------
 
@@ -783,6 +831,9 @@ class PlaybookEngine:
                     await asyncio.to_thread(self._restore_leaves, session, undo, platform)
                 finally:
                     await asyncio.to_thread(session.close)
+            frr_applied = [x for x in applied if isinstance(x.rendering, FrrVtysh)]
+            if frr_applied:
+                await self._vtysh_set(device, [(x, x.before) for x in frr_applied])
             for leaf in applied:
                 if isinstance(leaf.rendering, SnmpLeaf) and isinstance(leaf.before, int):
                     assert leaf.oid is not None
@@ -915,7 +966,11 @@ class PlaybookEngine:
                 await asyncio.to_thread(session.close)
             steps.append(StepResult(name="rollback restore", ok=True, detail="committed"))
         steps += await self._undo(
-            _Change(leaves=change.snmp_leaves), plan, device, None, cancel=False
+            _Change(leaves=change.snmp_leaves + change.frr_leaves),
+            plan,
+            device,
+            None,
+            cancel=False,
         )
         if not steps:
             steps.append(
@@ -943,6 +998,9 @@ class PlaybookEngine:
                 )
             finally:
                 await asyncio.to_thread(session.close)
+        frr = [x for x in change.pending if isinstance(x.rendering, FrrVtysh)]
+        if frr:
+            await self._vtysh_set(device, [(x, x.after) for x in frr])
         for leaf in change.pending:
             if isinstance(leaf.rendering, SnmpLeaf) and isinstance(leaf.after, int):
                 assert leaf.oid is not None
@@ -964,11 +1022,12 @@ class PlaybookEngine:
         change = _Change()
         where = _where(plan)
         session: ConfigSession | None = None
+        frr_running: str | None = None
         try:
             for action in spec.actions if actions is None else actions:
                 if action.op not in CONFIG_OPS:
                     continue
-                rendering = _first(platform, action.op, device, None)
+                rendering = _first(platform, action.op, device, None, self.vtysh)
                 if isinstance(rendering, NetconfConfig):
                     session = session or await self._open(device)
                     running = await asyncio.to_thread(session.get_config)
@@ -995,6 +1054,14 @@ class PlaybookEngine:
                     current = _as_int(got)
                     leaf = _Leaf(action.op, rendering, where, oid, current, oid=oid)
                     leaf.after = _desired(action, spec, plan, rendering, current)
+                elif isinstance(rendering, FrrVtysh):
+                    if frr_running is None:
+                        frr_running = await self.vtysh.running_config(device)
+                    setting = FrrSetting(rendering.setting, plan.target)
+                    current = setting.read(frr_running)
+                    leaf = _Leaf(action.op, rendering, where, setting.describe(), current)
+                    leaf.after = _desired(action, spec, plan, rendering, current)
+                    setting.commands(str(leaf.after), frr_running)  # refuses bad values now
                 else:
                     raise PlaybookValidationError(
                         f"platform {platform.name}: {action.op} cannot be rendered as {rendering}"
@@ -1028,6 +1095,11 @@ class PlaybookEngine:
             )
         if isinstance(r, SnmpLeaf):
             return f"SNMP SET {r.oid}.<ifIndex of {plan.target}> = {_what(action, spec, plan)}"
+        if isinstance(r, FrrVtysh):
+            return (
+                f"vtysh configure {FrrSetting(r.setting, plan.target).describe()} = "
+                f"{_what(action, spec, plan)} (rolled back by writing the value read before)"
+            )
         if isinstance(r, NetconfRpc):
             return f"NETCONF RPC {platform.path(r.rpc).describe(where)} = {plan.target}"
         return "NETCONF edit-config candidate: replace the configuration with the last known good"
@@ -1156,10 +1228,20 @@ def _where(plan: ActionPlan) -> dict[str, str]:
     return {"target": plan.target, "device": plan.device}
 
 
-def _first(platform: PlatformSpec, op: str, device: Device, kind: type[Any] | None) -> Rendering:
+def _first(
+    platform: PlatformSpec,
+    op: str,
+    device: Device,
+    kind: type[Any] | None,
+    vtysh: VtyshDriver | None = None,
+) -> Rendering:
     """The first rendering of ``op`` the device can take (credentials for its protocol)."""
     for r in platform.renderings(op):
         if kind is not None and not isinstance(r, kind):
+            continue
+        if isinstance(r, FrrVtysh):
+            if vtysh is not None and vtysh.reaches(device):
+                return r
             continue
         if isinstance(r, SnmpLeaf) and device.snmp is None:
             continue
@@ -1178,7 +1260,7 @@ def _desired(
     action: Action,
     spec: PlaybookSpec,
     plan: ActionPlan,
-    rendering: NetconfLeaf | SnmpLeaf,
+    rendering: NetconfLeaf | SnmpLeaf | FrrVtysh,
     current: str | int | None,
 ) -> str | int:
     if isinstance(action, SetInterfaceEnabled | SetBgpNeighborEnabled):
@@ -1201,6 +1283,8 @@ def _desired(
         if key not in rendering.values:
             raise PlaybookValidationError(f"SNMP rendering of {action.op} has no value for {key}")
         return rendering.values[key]
+    if isinstance(rendering, FrrVtysh):
+        return key
     return rendering.values.get(key, key)
 
 
@@ -1222,7 +1306,7 @@ def _leaf_args(data: dict[str, Any], platform: PlatformSpec, plan: ActionPlan) -
     for r in platform.renderings(op):
         if r.protocol != data["protocol"]:
             continue
-        if isinstance(r, SnmpLeaf | NetconfLeaf):
+        if isinstance(r, SnmpLeaf | NetconfLeaf | FrrVtysh):
             return {
                 "op": op,
                 "rendering": r,

@@ -44,6 +44,7 @@ from autonoc.core.inventory import Device
 __all__ = [
     "NC_BASE",
     "PLATFORMS_DIR",
+    "FrrVtysh",
     "LeafPath",
     "NetconfConfig",
     "NetconfLeaf",
@@ -95,8 +96,20 @@ class NetconfConfig(_Strict):
     protocol: Literal["netconf-config"]
 
 
+class FrrVtysh(_Strict):
+    """A typed FRR setting written through ``vtysh`` (:mod:`playbooks.frr`).
+
+    Only the setting is named here; the commands are built by code from
+    validated values, never from text in this file.
+    """
+
+    protocol: Literal["frr-vtysh"]
+    setting: Literal["ospf-cost", "bgp-neighbor-enabled", "interface-enabled"]
+
+
 Rendering = Annotated[
-    NetconfLeaf | SnmpLeaf | NetconfRpc | NetconfConfig, Field(discriminator="protocol")
+    NetconfLeaf | SnmpLeaf | NetconfRpc | NetconfConfig | FrrVtysh,
+    Field(discriminator="protocol"),
 ]
 
 
