@@ -55,6 +55,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from autonoc.core.errors import LabError
 from autonoc.core.inventory import (
+    BgpSession,
     Device,
     Endpoint,
     Inventory,
@@ -62,7 +63,10 @@ from autonoc.core.inventory import (
     LinkKind,
     Mgmt,
     Role,
+    Service,
     SnmpV2c,
+    Span,
+    Wavelength,
 )
 from lab.optical import OpticalNetwork, OpticalSnapshot
 from lab.optical import physics as ph
@@ -1052,8 +1056,11 @@ class LabNetwork:
     ) -> Inventory:
         """The inventory that reaches this network's devices on ``host:ports[name]``.
 
-        Links: every IP link, and every fibre span as a ``fiber`` link between
-        the ROADM degrees.
+        Links: every IP link (with the wavelength it rides), and every fibre
+        span as a ``fiber`` link between the ROADM degrees. The layers around
+        them, for the agents' topology: each span direction with its EDFA,
+        each wavelength with its paths, every router's BGP sessions and the
+        traffic demands as services.
 
         Raises:
             LabError: ``ports`` lacks a device.
@@ -1084,9 +1091,12 @@ class LabNetwork:
                 kind=LinkKind.IP,
                 a=Endpoint(device=a[0], port=a[1]),
                 b=Endpoint(device=b[0], port=b[1]),
+                wavelength=link.wavelength,
             )
-            for a, b in self.links
+            for (a, b), link in zip(self.links, self._links, strict=True)
         ]
+        spans: list[Span] = []
+        wavelengths: list[Wavelength] = []
         if self.optical is not None:
             snap = self.optical.snapshot(noise=False)
             for span in snap.spans.values():
@@ -1098,7 +1108,51 @@ class LabNetwork:
                             b=Endpoint(device=span.dst_roadm, port=span.dst_degree),
                         )
                     )
-        return Inventory(devices=tuple(devices), links=tuple(links))
+                spans.append(
+                    Span(
+                        name=span.name,
+                        a=Endpoint(device=span.src_roadm, port=span.src_degree),
+                        b=Endpoint(device=span.dst_roadm, port=span.dst_degree),
+                        amplifier=span.amplifier,
+                        length_km=span.length_km,
+                    )
+                )
+            for ch in snap.channels.values():
+                wavelengths.append(
+                    Wavelength(
+                        name=ch.name,
+                        a=_port_endpoint(ch.a_port),
+                        b=_port_endpoint(ch.b_port),
+                        path=ch.path_ab,
+                        path_back=ch.path_ba,
+                        protection=ch.protection_ab,
+                        protection_back=ch.protection_ba,
+                        active_protection=ch.on_protection,
+                    )
+                )
+        sessions = [
+            BgpSession(
+                device=name,
+                port=self._ifaces[s.ifidx].name,
+                local_address=self._ifaces[s.ifidx].address or "",
+                peer_address=addr,
+                peer_device=self._ifaces[s.peer_ifidx].device,
+            )
+            for name, router in self._routers.items()
+            for addr, s in sorted(router.sessions.items(), key=lambda kv: _ip_key(kv[0]))
+        ]
+        services = [
+            Service(name=f"{src}->{dst}", src=src, dst=dst, gbps=round(float(peak) / 1e9, 3))
+            for (src, dst), peak in zip(self._demands, self._peak_bps, strict=True)
+        ]
+        return Inventory(
+            devices=tuple(devices),
+            links=tuple(links),
+            spans=tuple(spans),
+            wavelengths=tuple(wavelengths),
+            bgp_sessions=tuple(sessions),
+            services=tuple(services),
+        )
 
     # Internals (call with the lock held) ----------------------------------
 
@@ -1526,6 +1580,11 @@ def _leak_kb(proc: _Process, t: float) -> int:
         return 0
     grown = min(1.0, max(0.0, t - proc.runaway_since) / RUNAWAY_LEAK_S)
     return int(_MEM_TOTAL_KB * RUNAWAY_LEAK_FRACTION * grown)
+
+
+def _port_endpoint(port: str) -> Endpoint:
+    device, _, name = port.partition(":")
+    return Endpoint(device=device, port=name)
 
 
 def span_name(src: str, dst: str) -> str:
