@@ -57,14 +57,19 @@ class IncidentState(TypedDict, total=False):
     plan_hash: str
     outcome: str
     task_id: str
+    approval: str
     result: dict[str, Any] | None
     status: str
     reason: str
 
 
 class Dispatcher(Protocol):
-    def dispatch(self, plan: ActionPlan) -> str:
-        """Enqueue ``plan`` for the worker; return the task id."""
+    def dispatch(self, plan: ActionPlan, approval: str | None = None) -> str:
+        """Enqueue ``plan`` for the worker under ``approval``; return the task id.
+
+        The task id derives from the plan's hash and the approval reference, so
+        dispatching the same approved plan twice runs it once.
+        """
         ...
 
 
@@ -271,13 +276,14 @@ def approval(state: IncidentState, runtime: Runtime[IncidentDeps]) -> IncidentSt
         _event(runtime, state, "rejected", why)
         return {"outcome": Outcome.DENY.value, "reason": why}
     _event(runtime, state, "approved", f"approved by {who} for plan {state['plan_hash']}")
-    return {"outcome": Outcome.RUN.value}
+    reference = str(answer.get("approval_id") or f"{who}-incident{state['incident_id']}")
+    return {"outcome": Outcome.RUN.value, "approval": reference}
 
 
 def dispatch(state: IncidentState, runtime: Runtime[IncidentDeps]) -> IncidentState:
     deps = runtime.context
     plan = ActionPlan.model_validate(state["plan"])
-    task_id = deps.dispatcher.dispatch(plan)
+    task_id = deps.dispatcher.dispatch(plan, approval=state.get("approval"))
     deps.policy.record_dispatch(plan.device)
     deps.incidents.update(state["incident_id"], status=IncidentStatus.ACTING)
     deps.audit.append(

@@ -270,8 +270,11 @@ class FakeAudit:
 class FakeDispatcher:
     plans: list[ActionPlan] = field(default_factory=list)
 
-    def dispatch(self, plan: ActionPlan) -> str:
+    approvals: list[str | None] = field(default_factory=list)
+
+    def dispatch(self, plan: ActionPlan, approval: str | None = None) -> str:
         self.plans.append(plan)
+        self.approvals.append(approval)
         return "task-1"
 
 
@@ -416,6 +419,8 @@ def test_graph_waits_for_an_approval_bound_to_the_plan_hash(catalog: Catalog) ->
     after = graph.invoke(Command(resume=answer), CONFIG, context=world.deps)
     assert _interrupt(after) == {"kind": "await_task", "task_id": "task-1"}
     assert [p.hash for p in world.dispatcher.plans] == [plan.hash]
+    # The run goes under the approval: its task id is bound to who approved it.
+    assert world.dispatcher.approvals == ["alice-incident42"]
     assert "approved" in world.incidents.kinds
     approvals = [e for e in world.audit.entries if e[1] == "approval"]
     assert approvals == [
