@@ -481,6 +481,15 @@ def render(
             )
             + "."
         )
+        base = next((c for c in best if c.detector == "robust_z"), None)
+        if base is not None:
+            lines.append("")
+            lines.append(
+                f"Cycle time relative to `robust_z` in the same run, {best[0].devices:,} "
+                "devices: "
+                + ", ".join(f"{c.detector} ×{c.wall_s / base.wall_s:.2f}" for c in best)
+                + "."
+            )
     lines.append(MARK_END)
     return "\n".join(lines) + "\n"
 

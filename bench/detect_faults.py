@@ -19,9 +19,11 @@ same every run) served over SNMP and NETCONF on loopback:
    score ``fault_polls`` polls of the faulty network.
 
 Per kind it records whether anything was flagged, after how many polls, the device and
-component at the top of the first anomalous poll (the anomaly with the highest
-score / threshold), whether that is where the fault shows (:data:`EXPECTED`), when an anomaly
-first named an expected location, and the false alarms of the healthy part.
+component at the top of the first anomalous poll (the first anomaly the service published:
+it orders a cycle's anomalies likeliest cause first, :func:`models.attribution.cause_order`;
+the loudest one, by score / threshold, is recorded too), whether that is where the fault
+shows (:data:`EXPECTED`), when an anomaly first named an expected location, and the false
+alarms of the healthy part.
 """
 
 from __future__ import annotations
@@ -215,6 +217,8 @@ class FaultResult:
     top_metric: str | None = None
     top_ratio: float | None = None
     top_ok: bool = False
+    loudest: str | None = None
+    loudest_ok: bool = False
     polls_to_expected: int | None = None
     expected_metric: str | None = None
     misattributed: list[str] = field(default_factory=list)
@@ -225,6 +229,8 @@ class FaultResult:
     healthy_polls: int = 0
     fault_polls: int = 0
     devices_trained: int = 0
+    #: Devices trained with the baseline instead (history too short for the detector).
+    devices_fallback: int = 0
     poll_failures: int = 0
     wall_s: float = 0.0
 
@@ -271,7 +277,12 @@ class _Tally:
             self.flagged.setdefault(location_name(a.device, a.component))
         r.flagged = list(self.flagged)
         if found and r.polls_to_first is None:
-            top = max(found, key=_ratio)
+            # The service publishes a cycle's anomalies likeliest cause first
+            # (models.attribution.cause_order): its first is what an operator reads first.
+            top = found[0]
+            loudest = max(found, key=_ratio)
+            r.loudest = location_name(loudest.device, loudest.component)
+            r.loudest_ok = (loudest.device, loudest.component) in expected
             r.detected = True
             r.polls_to_first = n
             r.top_device, r.top_component = top.device, top.component
@@ -281,7 +292,7 @@ class _Tally:
             r.first_poll = [
                 f"{location_name(a.device, a.component)} "
                 f"{a.attributions[0].metric if a.attributions else '-'} {_ratio(a):.1f}x"
-                for a in sorted(found, key=_ratio, reverse=True)
+                for a in found
             ]
         hits = [a for a in found if (a.device, a.component) in expected]
         if hits and r.polls_to_expected is None:
@@ -375,6 +386,9 @@ async def run_fault(config: LabFaultConfig, workdir: Path) -> list[FaultResult]:
                     )
                     models = registry.load(version.version)
                     r.devices_trained = len(models.devices)
+                    r.devices_fallback = sum(
+                        1 for m in models.devices.values() if m.meta.get("fallback")
+                    )
                     feed = MemoryFeed()
                     services.append((DetectionService(feed, ListSink(), models, kinds=roles), feed))
 
@@ -445,17 +459,41 @@ def render_markdown(
         f"{c.fault_polls} polls after the fault is injected on `FAULT_HELP`'s example target.",
         "",
         "*first* is the number of polls after the injection until the first anomaly; *top of "
-        "first poll* is that poll's anomaly with the highest score / threshold (device: "
-        "component, and the metric first in its attribution); *where* says whether it is an "
+        "first poll* is the first anomaly the detection service published in that poll "
+        "(it orders a cycle's anomalies likeliest cause first, by the evidence layer of "
+        "their component, then by score / threshold; see *Attribution* below), with its "
+        "device: component, the metric first in its attribution and its score / threshold; "
+        "*loudest* is that poll's anomaly with the highest score / threshold, where it is "
+        "not the same; *where* says whether it is an "
         "expected location (**top**), an expected location was flagged in the same poll but "
         "ranked lower (**among first**), only in a later poll (**later**), or never "
         "(**wrong place**); *expected after* is the poll of the first anomaly naming an "
         "expected location. *Other components* lists components of the expected devices "
         "that were flagged though not expected.",
         "",
+        "### Attribution: evidence of a cause before loudness",
+        "",
+        "Which component an anomaly names is decided in `models/attribution.py`, for every "
+        "detector. The loudest component is often a consequence: when `pe1:eth1` dies, its "
+        "traffic moves onto the idle backup port `pe1:eth2`, whose rates jump by decades on a "
+        "log scale while `eth1`'s fall only by what the poll interval had left, and the BGP "
+        "session over `eth1` drops all its prefixes. So each metric's evidence gets a layer, "
+        "lowest first, as multi-layer root-cause analysis orders alarms (a lower-layer "
+        "failure explains the symptoms above it): optical source (what an optical component "
+        "reports about itself: laser bias, transmit power, pump current, gain, output power), "
+        "optical received (input or receive power, OSNR, Q, BER from upstream), port (oper "
+        "status, errors, discards; CPU and memory), control (BGP state and prefixes), traffic "
+        "lost (a rate that fell), traffic gained (a rate that rose: load that moved here). "
+        "Only significant evidence sets a layer: a state flag that flipped, or a metric whose "
+        "contribution alone reaches the detector's threshold. A device's components are "
+        "ranked by their lowest significant layer, then by summed contribution; a cycle's "
+        "anomalies across devices are published in the same order (layer of their "
+        "component, then score / threshold), so the first names the likeliest cause. "
+        "Nothing in it is per fault kind; `tests/unit/test_attribution.py` pins it.",
+        "",
         "| fault | target | detector | detected | first | top of first poll | where "
-        "| expected after | other components | false alarms (healthy polls) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| loudest | expected after | other components | false alarms (healthy polls) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         top = (
@@ -464,18 +502,38 @@ def render_markdown(
             if r.detected and r.top_ratio is not None
             else "—"
         )
+        top_name = location_name(r.top_device or "", r.top_component or "")
+        loudest = (
+            "same"
+            if r.loudest is None or r.loudest == top_name
+            else f"`{r.loudest}`" + ("" if r.loudest_ok else " (not expected)")
+        )
         expected_after = (
             f"{r.polls_to_expected} (`{r.expected_metric}`)"
             if r.polls_to_expected is not None
             else "—"
         )
+        detector = f"`{r.detector}`"
+        if r.devices_fallback:
+            detector += f" ({r.devices_fallback}/{r.devices_trained} on `robust_z`)"
         lines.append(
-            f"| `{r.kind}` | `{r.target}` | `{r.detector}` | {_yes(r.detected)} "
+            f"| `{r.kind}` | `{r.target}` | {detector} | {_yes(r.detected)} "
             f"| {r.polls_to_first if r.polls_to_first is not None else '—'} | {top} "
-            f"| {r.verdict} | {expected_after} "
+            f"| {r.verdict} | {loudest} | {expected_after} "
             f"| {', '.join(f'`{m}`' for m in r.misattributed) or '—'} "
             f"| {r.false_alarms} ({r.healthy_polls}) |"
         )
+    fallback = [r for r in results if r.devices_fallback]
+    if fallback:
+        names = sorted({r.detector for r in fallback})
+        lines += [
+            "",
+            "*(n/m on `robust_z`)*: of the m devices trained, n had too short a history for "
+            f"{', '.join(f'`{n}`' for n in names)} (`min_train_rows`: its score scales and "
+            "threshold are tail quantiles, which need about 100 held-out rows) and were "
+            "trained with the `robust_z` baseline instead, as `autonoc models train` does; "
+            "the model's metadata says so (`fallback`).",
+        ]
     lines += [
         "",
         "Expected locations (`bench/detect_faults.py`, `EXPECTED`), for FAULT_HELP's example "
@@ -558,7 +616,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--no-write", action="store_true", help="leave docs/detection.md")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="write the section from a saved --json output (and the --command it came from)",
+    )
+    parser.add_argument("--command", default="", help="with --render: the sweep's command")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        known = set(FaultResult.__dataclass_fields__)
+        loaded = [FaultResult(**{k: v for k, v in r.items() if k in known}) for r in saved]
+        write_section(
+            render_markdown(
+                loaded,
+                [
+                    LabFaultConfig(
+                        kind=FaultKind(loaded[0].kind),
+                        speed=args.speed,
+                        interval=args.interval,
+                        train_polls=args.train_polls,
+                        healthy_polls=args.healthy_polls,
+                        fault_polls=args.fault_polls,
+                    )
+                ],
+                args.command,
+            )
+        )
+        print(f"wrote the lab-faults section of {DOC}", file=sys.stderr)
+        return 0
     from autonoc.core.logging import configure_logging
 
     configure_logging("WARNING")
@@ -587,7 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"first={r.polls_to_first} "
                     f"top={location_name(r.top_device or '-', r.top_component or '')} "
                     f"({r.top_metric}) where={r.verdict} expected_after={r.polls_to_expected} "
-                    f"false_alarms={r.false_alarms} [{r.wall_s:.0f} s]",
+                    f"false_alarms={r.false_alarms} fallback={r.devices_fallback} "
+                    f"[{r.wall_s:.0f} s]",
                     file=sys.stderr,
                 )
     results.sort(

@@ -8,8 +8,8 @@ folds the samples into each device's newest frame
 samples, all of them in one batch per kind of detector (the cycle's frames
 are one matrix; robust z-scores of a whole fleet are one vectorised pass, and
 ``forecast`` devices that share a network are one batched forward pass through
-:meth:`~models.forecast.ForecastDetector.score_windows`, whose moving average
-runs on from cycle to cycle), and publishes an :class:`Anomaly` per
+:class:`~models.forecast.FleetScorer`, which keeps their windows and moving
+averages from cycle to cycle), and publishes an :class:`Anomaly` per
 device over its threshold through an injected :class:`AnomalySink`, onto
 ``autonoc:anomalies``. Entries are acknowledged only after the anomalies
 they caused were published: at-least-once, and a sample delivered twice is
@@ -21,12 +21,15 @@ frames and says so: its anomalies name the detector
 ``"robust_z (fallback: no trained model)"``.
 
 Each anomaly carries the ranked attributions (metric, component, value in
-the metric's unit, expected value), the component they point at first,
+the metric's unit, expected value), the component they point at first
+(ranked by evidence of a cause before loudness, :mod:`models.attribution`:
+a port that went down before the backup port its traffic moved to),
 ``severity`` from ``score / threshold`` (below 2: warning, below 4: major,
 else critical) and the evidence window (the first frame of this anomalous
 run to this frame). While a device stays anomalous on the same component,
 repeats are held back for ``repeat_s`` seconds of telemetry time; one normal
-frame ends the run.
+frame ends the run. A cycle's anomalies are published likeliest cause first
+(:func:`models.attribution.cause_order`), not loudest first.
 
 Stream entry format, version 1 (all field values are text)::
 
@@ -54,6 +57,7 @@ import structlog
 
 from autonoc.core.errors import BackendUnavailable
 from autonoc.core.types import Anomaly, Attribution, Sample, Severity
+from models.attribution import Layer, cause_order, rank_components
 from models.base import Detector, FloatArray
 from models.features import FrameBuilder, FrameRows, IntArray, min_scales, spec_for, split_key
 from models.registry import DeviceModel, LoadedModels
@@ -293,13 +297,29 @@ class _DeviceState:
     run_start: float | None = None
     last_emit_ts: float | None = None
     last_component: str | None = None
-    # Window scorers (forecast): the newest ``window + 1`` rows, series by series,
-    # the detector's per-series state, the last contributions (its moving average
-    # goes on from them) and which devices share one network.
-    window: FloatArray | None = None
+    # Window scorers (forecast): the detector's per-series state and which devices
+    # share one network (their windows live in that network's _Fleet).
     series: Any = None
-    previous: FloatArray | None = None
     network: object = None
+    #: How the detector is scored: "z" (robust z batch), "windows" or "one"; None: not yet.
+    path: str | None = None
+
+
+@dataclass(slots=True)
+class _Fleet:
+    """Devices whose series go through one network's :class:`~models.forecast.FleetScorer`
+    (their series are the scorer's, device after device)."""
+
+    devices: tuple[str, ...]
+    scorer: Any
+    lengths: list[int]
+    index: dict[str, int] = field(init=False)
+    bounds: IntArray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {d: k for k, d in enumerate(self.devices)}
+        self.bounds = np.zeros(len(self.devices) + 1, dtype=np.intp)
+        np.cumsum(self.lengths, out=self.bounds[1:])
 
 
 @dataclass(slots=True)
@@ -311,6 +331,8 @@ class _Scored:
     contributions: FloatArray
     expected: FloatArray
     raw: FloatArray
+    #: The row on the detector's scale (what ``expected`` is on).
+    values: FloatArray
 
 
 def _context(detector: Detector) -> int:
@@ -321,9 +343,9 @@ def _context(detector: Detector) -> int:
 
 def _scores_windows(detector: Detector) -> bool:
     """Whether the detector scores many series' newest points in one batch
-    (:meth:`models.forecast.ForecastDetector.score_windows`)."""
+    (:meth:`models.forecast.ForecastDetector.fleet_scorer`)."""
     return all(
-        callable(getattr(detector, name, None)) for name in ("score_windows", "series_state")
+        callable(getattr(detector, name, None)) for name in ("fleet_scorer", "series_state")
     ) and isinstance(getattr(detector, "window", None), int)
 
 
@@ -419,6 +441,9 @@ class DetectionService:
         self.stats = DetectStats()
         self.models: LoadedModels | None = None
         self._states: dict[str, _DeviceState] = {}
+        self._fleets: dict[object, _Fleet] = {}
+        # Devices scored this cycle that were under their threshold and not kept as _Scored.
+        self._quiet = 0
         self._outbox: list[Anomaly] = []
         self.load(models)
 
@@ -431,6 +456,7 @@ class DetectionService:
         """Switch to ``models`` (a newly promoted version); devices start afresh."""
         self.models = models
         self._states.clear()
+        self._fleets.clear()
         self.stats.fallback_devices.clear()
 
     # -- a cycle -------------------------------------------------------------------
@@ -459,8 +485,16 @@ class DetectionService:
             samples = [s for e in entries for s in e.samples]
             result.entries, result.samples = len(entries), len(samples)
             touched = self.frames.add(samples)
+            self._quiet = 0
             scored = self._score(sorted(touched), result)
-            new = [a for s in scored if (a := self._anomaly(s)) is not None]
+            found = [a for s in scored if (a := self._anomaly(s)) is not None]
+            # Likeliest cause first: by the evidence layer of each anomaly's component,
+            # then by how far over its threshold it is (models.attribution).
+            order = cause_order(
+                [layer for _, layer in found],
+                [a.score / a.threshold if a.threshold > 0 else math.inf for a, _ in found],
+            )
+            new = [found[i][0] for i in order]
             # Anomalies a failed cycle could not publish go first: their entries come
             # again, but the frame builder has seen those samples and skips them.
             anomalies, self._outbox = self._outbox + new, []
@@ -476,7 +510,7 @@ class DetectionService:
             self.feed.retry_pending()
             raise
         result.anomalies = anomalies
-        result.scored = len(scored)
+        result.scored = len(scored) + self._quiet
         self.stats.cycles += 1
         self.stats.entries += result.entries
         self.stats.samples += result.samples
@@ -595,12 +629,20 @@ class DetectionService:
                 continue
             if extra[i]:
                 self._note_new(device, self.frames.extra_columns(device, state.columns))
-            state.rows.append(rows.row(i))
-            if type(state.detector) is RobustZScore:
+            if state.path is None:
+                state.path = (
+                    "z"
+                    if type(state.detector) is RobustZScore
+                    else "windows"
+                    if _scores_windows(state.detector)
+                    else "one"
+                )
+            if state.path == "z":
                 zbatch.append((i, state))
-            elif _scores_windows(state.detector):
+            elif state.path == "windows":
                 wbatch.append((i, state))
             else:
+                state.rows.append(rows.row(i))
                 others.append((i, state))
         scored = self._score_robust_z(rows, zbatch) + self._score_windows(rows, wbatch)
         return scored + [self._score_one(rows, i, state) for i, state in others]
@@ -646,65 +688,105 @@ class DetectionService:
                     z[lo:hi],
                     median[lo:hi],
                     raw[lo:hi],
+                    x[lo:hi],
                 )
             )
         return out
 
+    def _fleet(self, network: object, names: Sequence[str]) -> _Fleet:
+        """The fleet of ``network`` holding every device in ``names``: the one of the last
+        cycle, or a new one that continues its devices' state and adds the new ones."""
+        fleet = self._fleets.get(network)
+        if fleet is not None and all(n in fleet.index for n in names):
+            return fleet
+        old = [] if fleet is None else [d for d in fleet.devices if d in self._states]
+        devices = tuple(
+            old + [n for n in dict.fromkeys(names) if fleet is None or n not in fleet.index]
+        )
+        states = [self._states[d] for d in devices]
+        detector: Any = states[0].detector
+        scorer = detector.fleet_scorer(type(states[0].series).concat([st.series for st in states]))
+        new = _Fleet(devices, scorer, [len(st.series) for st in states])
+        if fleet is not None:
+            mapping = np.full(len(scorer), -1, dtype=np.intp)
+            for k, d in enumerate(devices):
+                j = fleet.index.get(d)
+                if j is not None:
+                    lo = new.bounds[k]
+                    mapping[lo : new.bounds[k + 1]] = np.arange(
+                        fleet.bounds[j], fleet.bounds[j + 1], dtype=np.intp
+                    )
+            scorer.carry(fleet.scorer, mapping)
+        self._fleets[network] = new
+        return new
+
     def _score_windows(
         self, rows: FrameRows, batch: list[tuple[int, _DeviceState]]
     ) -> list[_Scored]:
-        """Window scorers' devices: one batched pass per shared network.
+        """Window scorers' devices: one batched step per shared network.
 
-        Each device keeps its newest ``window + 1`` rows (its first row repeated
-        before that, as :meth:`~models.forecast.ForecastDetector.score` does) and
-        its last contributions, so the moving average runs on across cycles.
+        Each network's devices form a fleet (:class:`models.forecast.FleetScorer`)
+        that keeps their windows and moving averages from cycle to cycle, so a
+        cycle costs one normalisation of the new values and one forward pass. A
+        device of the fleet without a fresh frame this cycle reads as a gap
+        (missing values), as a stale column does in a frame.
         """
-        groups: dict[tuple[object, bool], list[tuple[int, _DeviceState]]] = {}
+        groups: dict[object, list[tuple[int, _DeviceState]]] = {}
         for i, state in batch:
             detector: Any = state.detector
             if state.network is None:
                 state.network = _network_key(detector)
                 state.series = detector.series_state()
-            row = rows.row(i)
-            window = state.window
-            if window is None or window.shape[0] != row.size:
-                state.window = np.repeat(row[:, None], detector.window + 1, axis=1)
-            else:
-                window[:, :-1] = window[:, 1:]
-                window[:, -1] = row
-            groups.setdefault((state.network, state.previous is None), []).append((i, state))
+            groups.setdefault(state.network, []).append((i, state))
         out = []
-        for (_, first), members in groups.items():
-            states = [state for _, state in members]
-            detector = states[0].detector
-            windows = np.concatenate([cast(FloatArray, st.window) for st in states])
-            series = type(states[0].series).concat([st.series for st in states])
-            previous = (
-                None if first else np.concatenate([cast(FloatArray, st.previous) for st in states])
-            )
+        for network, members in groups.items():
+            fleet = self._fleet(network, [rows.devices[i] for i, _ in members])
+            index = np.fromiter((i for i, _ in members), np.intp, len(members))
+            at = np.fromiter((fleet.index[rows.devices[i]] for i, _ in members), np.intp)
+            lengths = np.diff(rows.bounds)[index]
+            if not np.array_equal(lengths, fleet.bounds[at + 1] - fleet.bounds[at]):
+                raise ValueError("a window model's columns do not match its series state")
+            total = int(lengths.sum())
+            within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            source = np.repeat(rows.bounds[index], lengths) + within
+            target = np.repeat(fleet.bounds[at], lengths) + within
+            newest = np.full(len(fleet.scorer), np.nan)
+            newest[target] = rows.values[source]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                values = np.asarray(
-                    detector.score_windows(windows, series, previous),
-                    dtype=np.float64,
-                )
-            bounds = np.zeros(len(states) + 1, dtype=np.intp)
-            np.cumsum([len(st.series) for st in states], out=bounds[1:])
+                values = np.asarray(fleet.scorer.step(newest), dtype=np.float64)
+            mine = np.nan_to_num(values[target], nan=0.0, posinf=0.0)
+            bounds = np.zeros(len(members) + 1, dtype=np.intp)
+            np.cumsum(lengths, out=bounds[1:])
             scores = _top_k_rows(
-                values, bounds, [int(getattr(st.detector, "k_", 1)) for st in states]
+                mine, bounds, [int(getattr(st.detector, "k_", 1)) for _, st in members]
             )
-            for k, (i, state) in enumerate(members):
-                contributions = values[bounds[k] : bounds[k + 1]]
-                state.previous = contributions
+            thresholds = np.fromiter(
+                (float(cast(Detector, st.detector).threshold_) for _, st in members),
+                np.float64,
+                len(members),
+            )
+            # Devices under their threshold need no attribution: end their runs here.
+            over = scores > thresholds
+            loud = np.flatnonzero(over).tolist()
+            for k in np.flatnonzero(~over).tolist():
+                quiet = members[k][1]
+                quiet.run_start = quiet.last_emit_ts = quiet.last_component = None
+            self._quiet += len(members) - len(loud)
+            medians = fleet.scorer.state.median
+            for k in loud:
+                i, state = members[k]
+                lo, hi = bounds[k], bounds[k + 1]
                 out.append(
                     _Scored(
                         rows.devices[i],
                         float(rows.ts[i]),
                         state,
                         float(scores[k]),
-                        np.nan_to_num(contributions, nan=0.0, posinf=0.0),
-                        np.asarray(state.series.median, dtype=np.float64),
+                        mine[lo:hi],
+                        np.asarray(medians[target[lo:hi]], dtype=np.float64),
                         rows.raw_row(i),
+                        rows.row(i),
                     )
                 )
         return out
@@ -728,27 +810,32 @@ class DetectionService:
             contributions,
             expected,
             rows.raw_row(i),
+            X[-1],
         )
 
     # -- anomalies -----------------------------------------------------------------
 
-    def _attributions(self, s: _Scored) -> tuple[str, tuple[Attribution, ...]]:
-        """The component the contributions point at, and the ranked attributions.
+    def _attributions(self, s: _Scored) -> tuple[str, Layer, tuple[Attribution, ...]]:
+        """The component the evidence points at, its layer, and the ranked attributions.
 
-        Components are ranked by the sum of their metrics' contributions (a dead
-        interface moves all its rates, a neighbour picking up its traffic moves
-        fewer by less); the top component's metrics come first, then the rest.
+        Components are ranked by evidence of a cause before loudness
+        (:func:`models.attribution.rank_components`): a port that went oper down
+        outranks the backup port its traffic moved to, however far that one's
+        rates jumped. The top component's metrics come first, then the rest.
         """
         contributions = s.contributions
         columns = s.state.columns
-        by_component: dict[str, float] = {}
-        for key, c in zip(columns, contributions, strict=True):
-            if c > 0:
-                instance = split_key(key)[1]
-                by_component[instance] = by_component.get(instance, 0.0) + float(c)
-        if not by_component:
-            return "", ()
-        top = max(sorted(by_component), key=lambda k: by_component[k])
+        assert s.state.detector is not None
+        ranked = rank_components(
+            columns,
+            contributions,
+            s.values,
+            s.expected,
+            float(s.state.detector.threshold_),
+        )
+        if not ranked:
+            return "", Layer.NONE, ()
+        top, layer = ranked[0].component, ranked[0].layer
         # Metrics that moved by less than a hundredth of the biggest mover say nothing.
         floor = 0.01 * float(contributions.max())
         order = sorted(
@@ -768,9 +855,9 @@ class DetectionService:
                     expected=spec.inverse(metric, float(s.expected[i])),
                 )
             )
-        return top, tuple(attributions)
+        return top, layer, tuple(attributions)
 
-    def _anomaly(self, s: _Scored) -> Anomaly | None:
+    def _anomaly(self, s: _Scored) -> tuple[Anomaly, Layer] | None:
         state = s.state
         assert state.detector is not None
         threshold = float(state.detector.threshold_)
@@ -780,7 +867,7 @@ class DetectionService:
             return None
         if state.run_start is None:
             state.run_start = ts
-        component, attributions = self._attributions(s)
+        component, layer, attributions = self._attributions(s)
         if (
             state.last_emit_ts is not None
             and component == state.last_component
@@ -789,7 +876,7 @@ class DetectionService:
             self.stats.suppressed += 1
             return None
         state.last_emit_ts, state.last_component = ts, component
-        return Anomaly(
+        anomaly = Anomaly(
             device=s.device,
             ts=ts,
             score=s.score,
@@ -800,3 +887,4 @@ class DetectionService:
             component=component,
             window_start=state.run_start,
         )
+        return anomaly, layer

@@ -334,6 +334,18 @@ def fit_device(
     if frames.values.shape[1] == 0:
         raise ValueError("no feature columns")
     detector = registry.create(detector_name, **dict(params or {}))
+    rows = frames.values.shape[0]
+    need = int(getattr(detector, "min_train_rows", 0))
+    fallback = None
+    if rows < need and detector_name != FALLBACK_DETECTOR and FALLBACK_DETECTOR in registry:
+        # Too short a history for this detector's calibration (its score scales and
+        # threshold are tail quantiles): the baseline, whose unit floors hold on short
+        # histories, serves until the next training.
+        fallback = (
+            f"{detector_name} needs {need} training rows, had {rows}: "
+            f"{FALLBACK_DETECTOR} until trained on a longer history"
+        )
+        detector = registry.create(FALLBACK_DETECTOR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if isinstance(detector, RobustZScore):
@@ -354,6 +366,8 @@ def fit_device(
         "score_quantiles": {**quantiles, "max": float(finite.max()) if finite.size else None},
         "train_alarm_rate": float(np.mean(finite > detector.threshold_)) if finite.size else None,
         "flat_columns": flat_columns(frames),
+        "detector": detector.name,
+        **({"fallback": fallback} if fallback else {}),
     }
     return DeviceModel(frames.device, frames.kind, frames.columns, detector, meta)
 

@@ -37,6 +37,8 @@ CASES = [
         },
     ),
     (FaultKind.CPU_RUNAWAY, {"cpu_util_pct", "mem_used_pct"}),
+    # The dead port, not the backup port its traffic moves to (models/attribution.py).
+    (FaultKind.LINK_DOWN, {"if_oper_up", "if_in_bps", "if_out_bps", "if_in_pps", "if_out_pps"}),
 ]
 
 

@@ -226,7 +226,9 @@ def test_batched_robust_z_scores_equal_each_devices_own_detector() -> None:
     assert service.stats.new_columns == {d: {"if_in_bps@eth9"} for d in detectors}
 
 
-def test_forecast_devices_sharing_a_network_are_one_pass_and_score_as_their_history() -> None:
+def test_forecast_devices_sharing_a_network_are_one_pass_and_score_as_their_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pytest.importorskip("torch")
     forecast = pytest.importorskip("models.forecast")
     rng = np.random.default_rng(1)
@@ -242,14 +244,14 @@ def test_forecast_devices_sharing_a_network_are_one_pass_and_score_as_their_hist
         "v1", {}, {d: DeviceModel(d, "router", LINEAR, det, {}) for d, det in devices.items()}
     )
     passes = []
+    step = forecast.FleetScorer.step
+
+    def counting(self: Any, newest: Any) -> Any:
+        passes.append(len(newest))
+        return step(self, newest)
+
+    monkeypatch.setattr(forecast.FleetScorer, "step", counting)
     for detector in networks:
-        batched = detector.score_windows
-
-        def counting(*args: Any, _batched: Any = batched, **kwargs: Any) -> Any:
-            passes.append(1)
-            return _batched(*args, **kwargs)
-
-        detector.score_windows = counting
 
         def one_by_one(X: object) -> object:
             raise AssertionError("forecast devices must be scored in a batch")
@@ -272,7 +274,8 @@ def test_forecast_devices_sharing_a_network_are_one_pass_and_score_as_their_hist
         passes.clear()
         sink.published.clear()
         service.run_once()
-        assert len(passes) == 2  # one forward pass per network, whatever the devices
+        # One forward pass per network, whatever the devices: 3 and 2 devices of 3 series.
+        assert sorted(passes) == [2 * len(LINEAR), 3 * len(LINEAR)]
         scores = {a.device: a.score for a in sink.published}
         assert set(scores) == set(devices)
         for device, detector in devices.items():

@@ -274,3 +274,62 @@ def test_a_detector_saved_without_the_cross_state_still_loads(
     X = _seasonal(100, seed=29, offset=800)
     assert np.all(np.isfinite(loaded.score(X)))
     assert np.all(np.isfinite(loaded.score_windows(X[-20:].T)))
+
+
+def test_fleet_scorer_steps_equal_the_batch_contributions_with_gaps(
+    fitted: ForecastDetector,
+) -> None:
+    X = _seasonal(120, seed=12, offset=800)
+    X[90:, 0] *= 0.5
+    X[0, 2] = np.nan  # a gap in the very first row: imputed from the median
+    X[100, 1] = np.nan
+    X[50:53, 3] = np.nan
+    batch = fitted.contributions(X)
+    scorer = fitted.fleet_scorer()
+    steps = np.array([scorer.step(X[t]) for t in range(X.shape[0])])
+    # Row by row, from the first: the same context, imputation, gap rule and moving average.
+    np.testing.assert_allclose(steps, batch, rtol=1e-5, atol=1e-5)
+    assert steps[100, 1] == pytest.approx(batch[100, 1]) and steps[90, 0] > steps[80, 0]
+
+
+def test_a_fleet_that_grows_keeps_its_devices_state(fitted: ForecastDetector) -> None:
+    mine = _seasonal(80, seed=14, offset=800)
+    other = _seasonal(400, seed=13)[:, [1, 0, 3, 2]] * 7.0
+    theirs = _seasonal(80, seed=15, offset=400)[:, [1, 0, 3, 2]] * 7.0
+    own, adapted = fitted.series_state(), fitted.series_state(other)
+    alone = fitted.fleet_scorer(own)
+    for t in range(40):
+        alone.step(mine[t])
+    # The other device joins at row 40: the first device goes on where it was.
+    both = fitted.fleet_scorer(SeriesState.concat([own, adapted]))
+    both.carry(alone, np.array([0, 1, 2, 3, -1, -1, -1, -1]))
+    steps = np.array([both.step(np.concatenate([mine[t], theirs[t]])) for t in range(40, 80)])
+    np.testing.assert_allclose(steps[:, :4], fitted.contributions(mine)[40:], rtol=1e-5, atol=1e-5)
+    newcomer = fitted.fleet_scorer(adapted)
+    expected = np.array([newcomer.step(theirs[t]) for t in range(40, 80)])
+    np.testing.assert_allclose(steps[:, 4:], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_device_with_too_short_a_history_gets_the_baseline_and_says_why() -> None:
+    from models.base import default_registry
+    from models.features import DeviceFrames
+    from models.registry import fit_device
+
+    detector = ForecastDetector()
+    assert detector.min_train_rows == 500  # 100 held-out rows for a 99th percentile
+    columns = ("cpu_util_pct", "if_in_bps@eth1", "if_oper_up@eth1", "mem_used_pct")
+    for rows, name in ((120, "robust_z"), (520, "forecast")):
+        X = _seasonal(rows, seed=3)
+        frames = DeviceFrames("pe1", "router", np.arange(rows, dtype=float), columns, X)
+        model = fit_device(
+            frames, "forecast", default_registry(), {"window": 8, "hidden": 8, "epochs": 1}
+        )
+        assert model.detector.name == name and model.meta["detector"] == name
+        assert ("fallback" in model.meta) is (name == "robust_z")
+    assert "needs 500 training rows, had 120" in str(
+        fit_device(
+            DeviceFrames("pe1", "router", np.arange(120.0), columns, _seasonal(120, seed=3)),
+            "forecast",
+            default_registry(),
+        ).meta["fallback"]
+    )
