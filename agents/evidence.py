@@ -27,6 +27,7 @@ from enum import StrEnum
 
 from agents.topology import Component, Topology
 from autonoc.core.types import Alarm, Anomaly
+from models.attribution import OPTICAL_SOURCE_METRICS, TRAFFIC_METRICS
 
 __all__ = [
     "LOS_DBM",
@@ -78,23 +79,12 @@ PRIMARY = frozenset(
     }
 )
 
-_SOURCE = frozenset(
-    {
-        "opt_tx_power_dbm",
-        "opt_laser_bias_ma",
-        "opt_module_temp_c",
-        "amp_pump_current_ma",
-        "amp_gain_db",
-        "amp_gain_tilt_db",
-        "amp_output_power_dbm",
-        "roadm_output_power_dbm",
-    }
-)
+_SOURCE = OPTICAL_SOURCE_METRICS  # what an optical part reports about itself
 _POWER_IN = frozenset({"opt_rx_power_dbm", "amp_input_power_dbm", "roadm_input_power_dbm"})
 _QUALITY = frozenset(
     {"opt_osnr_db", "opt_q_db", "opt_pre_fec_ber", "opt_post_fec_uncorrectable", "opt_cd_ps_nm"}
 )
-_TRAFFIC = frozenset({"if_in_bps", "if_out_bps", "if_in_pps", "if_out_pps"})
+_TRAFFIC = TRAFFIC_METRICS
 _CONGESTION = frozenset({"if_out_discards_ps", "if_in_discards_ps", "if_out_util", "if_in_util"})
 _RESOURCE = frozenset({"cpu_util_pct", "mem_used_pct", "mem_used_bytes"})
 

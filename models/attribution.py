@@ -47,7 +47,15 @@ import numpy as np
 from models.base import FloatArray
 from models.features import split_key
 
-__all__ = ["ComponentEvidence", "Layer", "cause_order", "evidence_layer", "rank_components"]
+__all__ = [
+    "OPTICAL_SOURCE_METRICS",
+    "TRAFFIC_METRICS",
+    "ComponentEvidence",
+    "Layer",
+    "cause_order",
+    "evidence_layer",
+    "rank_components",
+]
 
 
 class Layer(IntEnum):
@@ -63,7 +71,7 @@ class Layer(IntEnum):
     NONE = 6
 
 
-_OPTICAL_SOURCE = frozenset(
+OPTICAL_SOURCE_METRICS = frozenset(
     {
         "opt_tx_power_dbm",
         "opt_laser_bias_ma",
@@ -78,17 +86,17 @@ _OPTICAL_SOURCE = frozenset(
 _OPTICAL_PREFIXES = ("opt_", "amp_", "roadm_")
 _FLAGS = frozenset({"if_oper_up", "bgp_peer_up"})
 _CONTROL = frozenset({"bgp_peer_up", "bgp_prefixes_accepted"})
-_TRAFFIC = frozenset({"if_in_bps", "if_out_bps", "if_in_pps", "if_out_pps"})
+TRAFFIC_METRICS = frozenset({"if_in_bps", "if_out_bps", "if_in_pps", "if_out_pps"})
 
 
 def evidence_layer(metric: str, value: float, expected: float) -> Layer:
     """The layer of one metric's evidence; ``value`` and ``expected`` on the same scale
     (the direction only matters for traffic volumes)."""
-    if metric in _TRAFFIC:
+    if metric in TRAFFIC_METRICS:
         return Layer.TRAFFIC_GAINED if value > expected else Layer.TRAFFIC_LOST
     if metric in _CONTROL:
         return Layer.CONTROL
-    if metric in _OPTICAL_SOURCE:
+    if metric in OPTICAL_SOURCE_METRICS:
         return Layer.OPTICAL_SOURCE
     if metric.startswith(_OPTICAL_PREFIXES):
         return Layer.OPTICAL_RECEIVED
