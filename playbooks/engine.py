@@ -334,7 +334,7 @@ class PlaybookEngine:
         notes: list[str] = []
         diff: list[str] = []
         try:
-            change = await self._resolve(spec, plan, device, platform, before=None)
+            change = await self._resolve(spec, plan, device, platform)
             diff = _diff(change)
         except (DeviceError, PlaybookError) as exc:
             notes.append(f"could not read the device to diff against running: {exc}")
@@ -418,7 +418,7 @@ class PlaybookEngine:
         change = _Change()
         try:
             await self._prechecks(spec, plan, device, result)
-            change = await self._resolve(spec, plan, device, platform, before=None)
+            change = await self._resolve(spec, plan, device, platform)
             before = {
                 "leaves": [x.as_json() for x in change.leaves],
                 "config": change.running_config,
@@ -794,7 +794,7 @@ class PlaybookEngine:
         leaves = [_Leaf(**_leaf_args(x, platform, plan)) for x in before.get("leaves", [])]
         change = _Change(leaves=leaves, running_config=before.get("config"))
         # What is on the device now, compared with before and after.
-        current = await self._resolve(spec, plan, device, platform, before=None)
+        current = await self._resolve(spec, plan, device, platform)
         now_by_key = {x.key: x.before for x in current.leaves}
         applied = [x for x in change.pending if now_by_key.get(x.key) == x.after]
         self._audit(
@@ -986,7 +986,7 @@ class PlaybookEngine:
         platform: PlatformSpec,
         action: Action,
     ) -> list[StepResult]:
-        change = await self._resolve(spec, plan, device, platform, before=None, actions=[action])
+        change = await self._resolve(spec, plan, device, platform, actions=[action])
         if not change.pending:
             return [StepResult(name=f"rollback {action.op}", ok=True, detail="already so")]
         netconf = [x for x in change.pending if isinstance(x.rendering, NetconfLeaf)]
@@ -1016,7 +1016,6 @@ class PlaybookEngine:
         plan: ActionPlan,
         device: Device,
         platform: PlatformSpec,
-        before: dict[str, Any] | None,
         actions: Sequence[Action] | None = None,
     ) -> _Change:
         change = _Change()

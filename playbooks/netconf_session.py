@@ -12,7 +12,6 @@ and replies are parsed by the collectors' safe parser (no DTD, no entities).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -166,12 +165,3 @@ def xml_text(element: Element) -> str:
     clean = etree.fromstring(etree.tostring(element))
     etree.indent(clean, space="  ")
     return str(etree.tostring(clean, encoding="unicode"))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
